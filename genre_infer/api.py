@@ -1,0 +1,201 @@
+"""``classify()`` and ``load_model()``: audio → features → network → timeline → result."""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Union
+
+import numpy as np
+
+from . import audio as audio_mod
+from . import features as feat
+from . import timeline as tl
+from .constants import MIN_DURATION_S, MIN_SECTION_S, SILENCE_PEAK, SMOOTHING_RADIUS, TIMELINE_STEP_S
+from .errors import AudioError, SilentError, TooShortError
+from .model import Device, GenreModel
+from .result import UNCERTAIN, Result, Section
+
+__all__ = ["Classifier", "load_model", "classify", "AudioInput"]
+
+AudioInput = Union[str, "os.PathLike[str]", np.ndarray]
+
+
+class Classifier:
+    """A loaded model ready to classify many songs (one onnxruntime session, thread-safe).
+
+    Parameters
+    ----------
+    model : str, os.PathLike or None
+        ``.onnx`` path, a shipped model's name, or ``None`` for the default model.
+    device : {"auto", "cpu", "cuda"}
+        Execution device; ``auto`` picks CUDA when onnxruntime-gpu has it.
+    threads : int, optional
+        onnxruntime intra-op threads.
+    """
+
+    def __init__(
+        self, model: str | os.PathLike[str] | None = None, *, device: Device = "auto",
+        threads: int | None = None,
+    ) -> None:
+        self.model = GenreModel(model, device=device, threads=threads)
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """Genres this model tells apart."""
+        return self.model.labels
+
+    @property
+    def name(self) -> str:
+        """Model name from its metadata."""
+        return self.model.info.name
+
+    @property
+    def version(self) -> str:
+        """Model version from its metadata."""
+        return self.model.info.version
+
+    def load_audio(self, audio: AudioInput, sr: int | None = None) -> np.ndarray:
+        """Decode a path, or convert an array, to mono float32 at the model's rate."""
+        target = self.model.features.sr
+        if isinstance(audio, np.ndarray):
+            if sr is None:
+                raise AudioError("a numpy array needs its sample rate: classify(y, sr=...)")
+            return audio_mod.from_array(audio, sr, target)
+        if isinstance(audio, (str, os.PathLike)):
+            return audio_mod.load(audio, target)
+        raise AudioError(f"expected a file path or a numpy array, got {type(audio).__name__}")
+
+    def window_probabilities(self, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Probabilities of every network window of a signal at the model's rate.
+
+        Returns
+        -------
+        probs : np.ndarray
+            ``(windows, labels)``.
+        starts_s : np.ndarray
+            ``(windows,)`` window start times in seconds.
+        """
+        spec = self.model.features
+        if len(y) < spec.segment_samples:  # short input: repeat it to fill one window
+            y = np.tile(y, int(np.ceil(spec.segment_samples / len(y))))
+        x = feat.compute(y, spec)
+        starts = feat.window_starts(len(x), spec)
+        probs = self.model.probabilities(feat.frame_windows(x, starts, spec.segment_frames))
+        return probs, starts * spec.hop_length / spec.sr
+
+    def classify(self, audio: AudioInput, sr: int | None = None) -> Result:
+        """Classify one song. See :func:`classify`."""
+        y = self.load_audio(audio, sr)
+        spec = self.model.features
+        duration = len(y) / spec.sr
+        if duration < MIN_DURATION_S:
+            raise TooShortError(
+                f"too short ({duration:.2f} s; at least {MIN_DURATION_S:g} s of audio is needed)"
+            )
+        if float(np.max(np.abs(y))) <= SILENCE_PEAK:
+            raise SilentError("silent (no signal above -80 dBFS)")
+        probs, starts_s = self.window_probabilities(y)
+        steps = tl.step_probabilities(probs, starts_s, spec.segment_s, duration, TIMELINE_STEP_S)
+        info = self.model.info
+        sections = tuple(
+            Section(lo, hi, UNCERTAIN if conf < info.uncertain_below else info.labels[i], conf)
+            for lo, hi, i, conf in tl.segment_runs(
+                steps, TIMELINE_STEP_S, duration, MIN_SECTION_S, SMOOTHING_RADIUS
+            )
+        )
+        return Result(
+            source=None if isinstance(audio, np.ndarray) else os.fspath(audio),
+            duration=duration,
+            labels=info.labels,
+            probabilities=tl.verdict(steps, TIMELINE_STEP_S, duration),
+            timeline_probabilities=steps,
+            step=TIMELINE_STEP_S,
+            sections=sections,
+            model_name=info.name,
+            model_version=info.version,
+            uncertain_below=info.uncertain_below,
+        )
+
+    __call__ = classify
+
+
+def load_model(
+    path: str | os.PathLike[str] | None = None, *, device: Device = "auto", threads: int | None = None
+) -> Classifier:
+    """Load a model once for classifying many songs.
+
+    Parameters
+    ----------
+    path : str, os.PathLike or None
+        ``.onnx`` file exported by ``python -m train export``, a shipped model's
+        name, or ``None`` for the default model.
+    device : {"auto", "cpu", "cuda"}
+        Execution device.
+    threads : int, optional
+        onnxruntime intra-op threads.
+
+    Returns
+    -------
+    Classifier
+        Reusable, thread-safe classifier.
+
+    Raises
+    ------
+    ModelError
+        The file is not a genre-infer model.
+    """
+    return Classifier(path, device=device, threads=threads)
+
+
+_cache: dict[tuple[str | None, str, int | None], Classifier] = {}
+_cache_lock = threading.Lock()
+
+
+def classify(
+    audio: AudioInput, sr: int | None = None, *, model: str | os.PathLike[str] | Classifier | None = None,
+    device: Device = "auto", threads: int | None = None,
+) -> Result:
+    """Classify the genre of a song, second by second.
+
+    Parameters
+    ----------
+    audio : str, os.PathLike or np.ndarray
+        A file path, or a signal ``(samples,)`` / ``(channels, samples)`` at ``sr`` Hz.
+    sr : int, optional
+        Sample rate of an array input (required then; ignored for files).
+    model : str, os.PathLike, Classifier or None
+        Model file or shipped model name (loaded once and cached), a
+        :class:`Classifier`, or ``None`` for the default model.
+    device : {"auto", "cpu", "cuda"}
+        Execution device when the model is loaded here.
+    threads : int, optional
+        onnxruntime intra-op threads when the model is loaded here.
+
+    Returns
+    -------
+    Result
+        Verdict, per-genre probabilities, per-second timeline and sections.
+
+    Raises
+    ------
+    AudioError
+        Missing, undecodable, too short or silent audio.
+    ModelError
+        The model is not a genre-infer model.
+
+    Examples
+    --------
+    >>> from genre_infer import classify
+    >>> result = classify("song.mp3")                     # doctest: +SKIP
+    >>> result.genre, round(result.confidence, 2)         # doctest: +SKIP
+    ('rock', 0.88)
+    """
+    if isinstance(model, Classifier):
+        return model.classify(audio, sr)
+    key = (None if model is None else os.fspath(model), device, threads)
+    with _cache_lock:
+        clf = _cache.get(key)
+        if clf is None:
+            clf = _cache[key] = Classifier(model, device=device, threads=threads)
+    return clf.classify(audio, sr)

@@ -1,0 +1,172 @@
+"""Decode audio files and arrays into mono float32 at the model's sample rate.
+
+libsndfile (through :mod:`soundfile`, which librosa installs) decodes wav, flac,
+ogg/vorbis, opus and mp3. Anything else (m4a, aac, webm, ...) goes through the
+``ffmpeg`` program when it is installed. Resampling uses soxr, the same
+resampler ``librosa.load`` uses by default, so training and inference agree.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+
+from .constants import SNDFILE_EXTENSIONS
+from .errors import AudioError, DecodeError, FFmpegMissingError
+
+__all__ = ["load", "to_mono", "resample", "from_array", "ffmpeg_available"]
+
+
+def ffmpeg_available() -> bool:
+    """Return whether an ``ffmpeg`` executable is on ``PATH``."""
+    return shutil.which("ffmpeg") is not None
+
+
+def _check_path(path: Path) -> None:
+    if path.is_dir():
+        raise AudioError("is a directory, not an audio file")
+    if not path.exists():
+        if path.is_symlink():
+            raise AudioError("broken symbolic link")
+        raise AudioError("no such file")
+    if not os.access(path, os.R_OK):
+        raise AudioError("permission denied")
+    if path.stat().st_size == 0:
+        raise DecodeError("empty file (0 bytes)")
+
+
+def _decode_sndfile(path: Path) -> tuple[np.ndarray, int]:
+    import soundfile as sf
+
+    try:
+        y, sr = sf.read(str(path), dtype="float32", always_2d=True)
+    except Exception as exc:  # soundfile raises LibsndfileError, RuntimeError, ...
+        reason = str(exc).split(":")[-1].strip().rstrip(".") or type(exc).__name__
+        raise DecodeError(f"cannot decode audio ({reason})") from None
+    return y.T, int(sr)
+
+
+def _decode_ffmpeg(path: Path, sr: int) -> np.ndarray:
+    if not ffmpeg_available():
+        raise FFmpegMissingError(
+            f"decoding {path.suffix or 'this file'} needs ffmpeg, which is not installed "
+            "(install it, e.g. `apt install ffmpeg` or `brew install ffmpeg`)"
+        )
+    cmd = [
+        "ffmpeg", "-nostdin", "-v", "error", "-i", str(path),
+        "-map", "0:a:0", "-f", "f32le", "-ac", "1", "-ar", str(sr), "-",
+    ]
+    proc = subprocess.run(cmd, capture_output=True, check=False)
+    if proc.returncode != 0 or not proc.stdout:
+        lines = proc.stderr.decode("utf-8", "replace").strip().splitlines()
+        reason = lines[-1] if lines else "no audio stream"
+        raise DecodeError(f"cannot decode audio (ffmpeg: {reason})")
+    return np.frombuffer(proc.stdout, dtype="<f4").astype(np.float32)
+
+
+def to_mono(y: np.ndarray) -> np.ndarray:
+    """Average channels: ``(channels, samples)`` or ``(samples,)`` → ``(samples,)``."""
+    if y.ndim == 1:
+        return y
+    return y.mean(axis=0, dtype=np.float32) if y.shape[0] > 1 else y[0]
+
+
+def resample(y: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
+    """Resample a mono signal with soxr (high quality), as ``librosa.load`` does.
+
+    Parameters
+    ----------
+    y : np.ndarray
+        Mono signal, float32.
+    orig_sr, target_sr : int
+        Sample rates in Hz.
+
+    Returns
+    -------
+    np.ndarray
+        float32 signal at ``target_sr``.
+    """
+    if orig_sr == target_sr:
+        return np.ascontiguousarray(y, dtype=np.float32)
+    import soxr
+
+    return soxr.resample(y, orig_sr, target_sr, quality="HQ").astype(np.float32, copy=False)
+
+
+def load(path: str | os.PathLike[str], sr: int) -> np.ndarray:
+    """Decode an audio file into mono float32 at ``sr`` Hz.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Audio file. wav/flac/ogg/opus/mp3 need nothing else; other formats need ffmpeg.
+    sr : int
+        Target sample rate (the model's).
+
+    Returns
+    -------
+    np.ndarray
+        Mono float32 signal in [-1, 1] at ``sr``.
+
+    Raises
+    ------
+    AudioError
+        The file is missing, unreadable or a directory.
+    DecodeError
+        The file cannot be decoded (``FFmpegMissingError`` when ffmpeg is needed).
+    """
+    path = Path(path)
+    _check_path(path)
+    if path.suffix.lower() in SNDFILE_EXTENSIONS:
+        try:
+            y, file_sr = _decode_sndfile(path)
+        except DecodeError:
+            if not ffmpeg_available():
+                raise
+            return _decode_ffmpeg(path, sr)
+        return resample(to_mono(y), file_sr, sr)
+    return _decode_ffmpeg(path, sr)
+
+
+def from_array(y: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
+    """Convert a caller's array into mono float32 at ``target_sr``.
+
+    Parameters
+    ----------
+    y : np.ndarray
+        ``(samples,)``, ``(channels, samples)`` (librosa's layout) or
+        ``(samples, channels)``; the shorter axis of a 2-D array is taken as channels.
+        Integer arrays are scaled from their full range; floats are taken as [-1, 1].
+    orig_sr : int
+        Sample rate of ``y`` in Hz.
+    target_sr : int
+        The model's sample rate.
+
+    Raises
+    ------
+    AudioError
+        Not a 1-D/2-D numeric array, a bad sample rate, or NaN/inf samples.
+    """
+    y = np.asarray(y)
+    if y.dtype.kind not in "biuf" or y.ndim not in (1, 2) or y.size == 0:
+        raise AudioError(
+            f"expected a non-empty 1-D or 2-D numeric array, got shape {y.shape} dtype {y.dtype}"
+        )
+    if isinstance(orig_sr, bool) or not isinstance(orig_sr, (int, np.integer)) or orig_sr <= 0:
+        raise AudioError(f"sample rate must be a positive integer, got {orig_sr!r}")
+    if y.dtype.kind == "b":
+        y = y.astype(np.float32)
+    elif y.dtype.kind in "iu":
+        info = np.iinfo(y.dtype)
+        offset = (int(info.max) + int(info.min) + 1) / 2.0  # 0 for signed, midpoint for unsigned
+        y = ((y.astype(np.float64) - offset) / (float(info.max) - offset + 1.0)).astype(np.float32)
+    if not np.all(np.isfinite(y)):
+        raise AudioError("audio contains NaN or infinite samples")
+    y = y.astype(np.float32, copy=False)
+    if y.ndim == 2 and y.shape[0] > y.shape[1]:
+        y = y.T
+    return resample(to_mono(y), int(orig_sr), target_sr)

@@ -1,0 +1,52 @@
+"""Constants shared by the run-time package and the training wing.
+
+Feature parameters do *not* live here: they travel in each model's ONNX
+metadata (see :mod:`genre_infer.model`). What lives here is the contract
+around that metadata and the few settings that belong to the tool itself.
+"""
+
+from __future__ import annotations
+
+#: Key of the ONNX ``metadata_props`` entry that holds our JSON metadata.
+METADATA_KEY = "genre_infer"
+
+#: Version of the metadata layout written by ``train/`` and read here.
+#: A model whose ``format_version`` is newer than this is refused.
+METADATA_FORMAT_VERSION = 1
+
+#: Version of the JSON/JSONL/CSV output schema (``schema_version`` field).
+OUTPUT_SCHEMA_VERSION = 1
+
+#: File name stem of the model that ships in the wheel.
+DEFAULT_MODEL_NAME = "default"
+
+#: Extensions picked up when a folder is given on the command line.
+AUDIO_EXTENSIONS = frozenset(
+    {
+        ".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".mp3",
+        ".aif", ".aiff", ".au", ".m4a", ".aac", ".mp4", ".webm", ".wma", ".mka",
+    }
+)
+
+#: Extensions decoded by libsndfile (through soundfile) without ffmpeg.
+SNDFILE_EXTENSIONS = frozenset(
+    {".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".au"}
+)
+
+#: Shortest input we classify, in seconds. Shorter input is refused.
+MIN_DURATION_S = 1.0
+
+#: Peak absolute amplitude at or below which a signal counts as silent (-80 dBFS).
+SILENCE_PEAK = 1e-4
+
+#: Timeline resolution in seconds (one row per second).
+TIMELINE_STEP_S = 1.0
+
+#: Sections shorter than this are merged into a neighbour.
+MIN_SECTION_S = 4.0
+
+#: Half-width (in timeline steps) of the mode filter that smooths the winning genre.
+SMOOTHING_RADIUS = 2
+
+#: Segments per onnxruntime call.
+BATCH_SIZE = 64

@@ -1,0 +1,229 @@
+"""The one definition of the network's input: log-mel spectrograms and MFCCs.
+
+Every parameter comes from a :class:`FeatureSpec`, which is stored in each
+model's ONNX metadata by ``train/`` and read back by :mod:`genre_infer.model`.
+The STFT is computed with numpy exactly as ``librosa.stft`` (centred frames,
+zero padding, periodic Hann window) and the mel filterbank is librosa's, so
+``melgram`` equals ``librosa.feature.melspectrogram`` followed by the log
+compression (the test suite checks it).
+
+Features are laid out ``(frames, bands)``: time first, as the network reads them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from functools import lru_cache
+from typing import Any, Literal
+
+import numpy as np
+
+__all__ = [
+    "FeatureSpec", "power_spectrogram", "melgram", "mfcc", "compute", "window_starts", "frame_windows",
+]
+
+Kind = Literal["melgram", "mfcc"]
+Compression = Literal["log10_1p", "db"]
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """Everything needed to turn a waveform into network input.
+
+    Attributes
+    ----------
+    kind : {"melgram", "mfcc"}
+        Front end: log-mel spectrogram, or MFCCs computed from the dB mel spectrogram.
+    sr : int
+        Sample rate in Hz the audio is resampled to.
+    n_fft, hop_length : int
+        STFT size and hop in samples (periodic Hann window, centred frames).
+    n_mels : int
+        Mel bands.
+    fmin, fmax : float
+        Mel band edges in Hz; ``fmax`` of ``None`` means ``sr / 2``.
+    compression : {"log10_1p", "db"}
+        ``log10(1 + log_scale * S)`` (musicnn's) or ``10 * log10(max(S, 1e-10))``.
+    log_scale : float
+        Multiplier ``C`` of the ``log10_1p`` compression.
+    n_mfcc : int
+        MFCC coefficients kept (``kind == "mfcc"`` only).
+    segment_frames : int
+        Frames per network input window.
+    window_hop_s : float
+        Hop between consecutive windows in seconds.
+    mean, std : float
+        Global standardisation applied last: ``(x - mean) / std``.
+    """
+
+    kind: Kind = "melgram"
+    sr: int = 16000
+    n_fft: int = 512
+    hop_length: int = 256
+    n_mels: int = 96
+    fmin: float = 0.0
+    fmax: float | None = None
+    compression: Compression = "log10_1p"
+    log_scale: float = 10000.0
+    n_mfcc: int = 20
+    segment_frames: int = 187
+    window_hop_s: float = 1.0
+    mean: float = 0.0
+    std: float = 1.0
+
+    @property
+    def n_bands(self) -> int:
+        """Number of feature rows per frame (mel bands or MFCCs)."""
+        return self.n_mfcc if self.kind == "mfcc" else self.n_mels
+
+    @property
+    def segment_s(self) -> float:
+        """Duration covered by one window, in seconds."""
+        return self.segment_frames * self.hop_length / self.sr
+
+    @property
+    def segment_samples(self) -> int:
+        """Samples needed for one full window."""
+        return (self.segment_frames - 1) * self.hop_length + 1
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-JSON form stored in the model metadata."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> FeatureSpec:
+        """Build from metadata; unknown keys are an error (a newer format)."""
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown feature parameters: {sorted(unknown)}")
+        spec = cls(**d)
+        spec.validate()
+        return spec
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` when parameters are inconsistent."""
+        if self.kind not in ("melgram", "mfcc"):
+            raise ValueError(f"unknown feature kind {self.kind!r}")
+        if self.compression not in ("log10_1p", "db"):
+            raise ValueError(f"unknown compression {self.compression!r}")
+        for name in ("sr", "n_fft", "hop_length", "n_mels", "segment_frames"):
+            if int(getattr(self, name)) <= 0:
+                raise ValueError(f"{name} must be positive")
+        if self.kind == "mfcc" and not 0 < self.n_mfcc <= self.n_mels:
+            raise ValueError("n_mfcc must be in 1..n_mels")
+        if self.window_hop_s <= 0 or self.std <= 0:
+            raise ValueError("window_hop_s and std must be positive")
+
+
+@lru_cache(maxsize=8)
+def _hann(n_fft: int) -> np.ndarray:
+    # periodic Hann, as scipy.signal.get_window("hann", n_fft, fftbins=True)
+    return (0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(n_fft) / n_fft)).astype(np.float32)
+
+
+@lru_cache(maxsize=8)
+def _mel_basis(sr: int, n_fft: int, n_mels: int, fmin: float, fmax: float | None) -> np.ndarray:
+    from librosa.filters import mel
+
+    return mel(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax).astype(np.float32)
+
+
+@lru_cache(maxsize=4)
+def _dct_matrix(n_mfcc: int, n_mels: int) -> np.ndarray:
+    # orthonormal DCT-II, the one librosa.feature.mfcc uses (scipy dct type=2 norm="ortho")
+    k = np.arange(n_mfcc)[:, None]
+    n = np.arange(n_mels)[None, :]
+    basis = np.cos(np.pi * k * (2 * n + 1) / (2 * n_mels)) * np.sqrt(2.0 / n_mels)
+    basis[0] /= np.sqrt(2.0)
+    return basis.astype(np.float32)
+
+
+def power_spectrogram(y: np.ndarray, n_fft: int, hop_length: int) -> np.ndarray:
+    """Power STFT ``|X|**2`` as ``librosa.stft(center=True, pad_mode="constant")``.
+
+    Parameters
+    ----------
+    y : np.ndarray
+        Mono float32 signal.
+    n_fft, hop_length : int
+        Frame size and hop in samples.
+
+    Returns
+    -------
+    np.ndarray
+        ``(frames, 1 + n_fft // 2)`` float32, frames = ``1 + len(y) // hop_length``.
+    """
+    y = np.ascontiguousarray(y, dtype=np.float32)
+    padded = np.pad(y, n_fft // 2, mode="constant")
+    n_frames = 1 + (len(padded) - n_fft) // hop_length
+    frames = np.lib.stride_tricks.as_strided(
+        padded,
+        shape=(n_frames, n_fft),
+        strides=(padded.strides[0] * hop_length, padded.strides[0]),
+        writeable=False,
+    )
+    spec = np.fft.rfft(frames * _hann(n_fft), axis=1)
+    return (spec.real**2 + spec.imag**2).astype(np.float32)
+
+
+def _compress(s: np.ndarray, spec: FeatureSpec) -> np.ndarray:
+    if spec.compression == "log10_1p":
+        return np.log10(1.0 + spec.log_scale * s)
+    return 10.0 * np.log10(np.maximum(s, 1e-10))
+
+
+def melgram(y: np.ndarray, spec: FeatureSpec) -> np.ndarray:
+    """Compressed mel spectrogram ``(frames, n_mels)``, before standardisation."""
+    power = power_spectrogram(y, spec.n_fft, spec.hop_length)
+    mel = power @ _mel_basis(spec.sr, spec.n_fft, spec.n_mels, spec.fmin, spec.fmax).T
+    return _compress(mel, spec).astype(np.float32)
+
+
+def mfcc(y: np.ndarray, spec: FeatureSpec) -> np.ndarray:
+    """MFCCs ``(frames, n_mfcc)`` from the dB mel spectrogram (librosa's definition, no top_db)."""
+    power = power_spectrogram(y, spec.n_fft, spec.hop_length)
+    mel = power @ _mel_basis(spec.sr, spec.n_fft, spec.n_mels, spec.fmin, spec.fmax).T
+    db = 10.0 * np.log10(np.maximum(mel, 1e-10))
+    return (db @ _dct_matrix(spec.n_mfcc, spec.n_mels).T).astype(np.float32)
+
+
+def compute(y: np.ndarray, spec: FeatureSpec) -> np.ndarray:
+    """Network features of a whole signal: ``(frames, n_bands)`` float32, standardised.
+
+    Parameters
+    ----------
+    y : np.ndarray
+        Mono float32 signal at ``spec.sr``.
+    spec : FeatureSpec
+        The model's feature parameters.
+    """
+    x = mfcc(y, spec) if spec.kind == "mfcc" else melgram(y, spec)
+    if spec.mean != 0.0 or spec.std != 1.0:
+        x = (x - np.float32(spec.mean)) / np.float32(spec.std)
+    return x
+
+
+def window_starts(n_frames: int, spec: FeatureSpec) -> np.ndarray:
+    """First frame of each network window over ``n_frames`` feature frames.
+
+    Windows start every ``window_hop_s`` seconds; when the last regular window
+    stops short of the end, one more window is aligned to the end so every
+    frame is seen. Requires ``n_frames >= spec.segment_frames``.
+    """
+    last = n_frames - spec.segment_frames
+    if last < 0:
+        raise ValueError("fewer frames than one window")
+    hop_frames = spec.window_hop_s * spec.sr / spec.hop_length
+    starts = np.round(np.arange(0, last + 1e-9, hop_frames)).astype(np.int64)
+    starts = starts[starts <= last]
+    if starts[-1] != last and last - starts[-1] >= 1:
+        starts = np.append(starts, last)
+    return starts
+
+
+def frame_windows(x: np.ndarray, starts: np.ndarray, segment_frames: int) -> np.ndarray:
+    """Stack windows ``x[s : s + segment_frames]`` into ``(windows, segment_frames, bands)``."""
+    view = np.lib.stride_tricks.sliding_window_view(x, segment_frames, axis=0)
+    # sliding_window_view puts the window axis last: (n, bands, seg) -> (n, seg, bands)
+    return np.ascontiguousarray(view[starts].transpose(0, 2, 1))

@@ -1,0 +1,265 @@
+"""Load a genre-infer ONNX model, validate its metadata, and run batches.
+
+A genre-infer model is an ONNX graph with one input ``(batch, frames, bands)``
+of features and one output ``(batch, n_labels)`` of logits, plus a JSON
+document in the ``metadata_props`` entry named :data:`METADATA_KEY`::
+
+    {
+      "format_version": 1,
+      "name": "...", "version": "...",
+      "labels": ["blues", ...],
+      "features": {...FeatureSpec...},
+      "temperature": 1.0,            # logits are divided by it before softmax
+      "uncertain_below": 0.0,        # optional: confidence under which a second is "uncertain"
+      "training": {...}, "metrics": {...}   # free-form, shown in model info
+    }
+
+Everything inference needs is read from there and nowhere else.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from .constants import BATCH_SIZE, DEFAULT_MODEL_NAME, METADATA_FORMAT_VERSION, METADATA_KEY
+from .errors import GenreInferError, ModelError
+from .features import FeatureSpec
+
+__all__ = ["ModelInfo", "GenreModel", "resolve_model_path", "available_models", "select_providers"]
+
+Device = Literal["auto", "cpu", "cuda"]
+
+_PACKAGE_MODELS = Path(__file__).resolve().parent / "models"
+_SOURCE_MODELS = Path(__file__).resolve().parent.parent / "exported"
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What a model's metadata says about it.
+
+    Attributes
+    ----------
+    name, version : str
+        Model identity, reported in every result.
+    labels : tuple of str
+        Genre names in the order of the network's outputs.
+    features : FeatureSpec
+        Feature parameters the network was trained with.
+    temperature : float
+        Calibration temperature applied to the logits.
+    uncertain_below : float
+        Confidence under which a timeline second is labelled ``"uncertain"`` (0 disables).
+    extra : dict
+        The rest of the metadata (training recipe, metrics) as stored.
+    """
+
+    name: str
+    version: str
+    labels: tuple[str, ...]
+    features: FeatureSpec
+    temperature: float = 1.0
+    uncertain_below: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @classmethod
+    def from_metadata(cls, meta: dict[str, Any]) -> ModelInfo:
+        """Parse and validate the metadata document; raise ``ModelError`` when it is not ours."""
+        version = meta.get("format_version")
+        if not isinstance(version, int):
+            raise ModelError("metadata has no integer format_version")
+        if version > METADATA_FORMAT_VERSION:
+            raise ModelError(
+                f"model metadata format {version} is newer than this genre-infer understands "
+                f"({METADATA_FORMAT_VERSION}); upgrade genre-infer"
+            )
+        try:
+            labels = tuple(str(x) for x in meta["labels"])
+            spec = FeatureSpec.from_dict(dict(meta["features"]))
+            info = cls(
+                name=str(meta["name"]),
+                version=str(meta["version"]),
+                labels=labels,
+                features=spec,
+                temperature=float(meta.get("temperature", 1.0)),
+                uncertain_below=float(meta.get("uncertain_below", 0.0)),
+                extra={k: v for k, v in meta.items() if k not in _CORE_KEYS},
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelError(f"invalid genre-infer metadata ({exc})") from None
+        if len(labels) < 2 or len(set(labels)) != len(labels):
+            raise ModelError("metadata labels must be at least two distinct names")
+        if info.temperature <= 0:
+            raise ModelError("metadata temperature must be positive")
+        return info
+
+    def to_metadata(self) -> dict[str, Any]:
+        """The JSON document to store in an ONNX file (inverse of :meth:`from_metadata`)."""
+        return {
+            "format_version": METADATA_FORMAT_VERSION,
+            "name": self.name,
+            "version": self.version,
+            "labels": list(self.labels),
+            "features": self.features.to_dict(),
+            "temperature": self.temperature,
+            "uncertain_below": self.uncertain_below,
+            **self.extra,
+        }
+
+
+_CORE_KEYS = {"format_version", "name", "version", "labels", "features", "temperature", "uncertain_below"}
+
+
+def available_models() -> dict[str, Path]:
+    """Named models shipped with the package (or in ``exported/`` of a source checkout)."""
+    found: dict[str, Path] = {}
+    for folder in (_SOURCE_MODELS, _PACKAGE_MODELS):  # the package's copy wins
+        if folder.is_dir():
+            for p in sorted(folder.glob("*.onnx")):
+                found[p.stem] = p
+    return found
+
+
+def resolve_model_path(model: str | os.PathLike[str] | None) -> Path:
+    """Turn ``None`` (the default model), a shipped model's name, or a path into a file path."""
+    if model is None:
+        model = DEFAULT_MODEL_NAME
+    text = os.fspath(model)
+    shipped = available_models()
+    if text in shipped and not Path(text).exists():
+        return shipped[text]
+    path = Path(text)
+    if path.is_file():
+        return path
+    if path.is_dir():
+        raise ModelError(f"model {text!r} is a directory, not an .onnx file")
+    names = ", ".join(sorted(shipped)) or "none installed"
+    raise ModelError(f"no model file or shipped model named {text!r} (shipped: {names})")
+
+
+def select_providers(device: Device = "auto") -> list[str]:
+    """onnxruntime execution providers for ``device`` (``auto``: CUDA when available)."""
+    import onnxruntime as ort
+
+    have = ort.get_available_providers()
+    if device == "cpu":
+        return ["CPUExecutionProvider"]
+    if device == "cuda":
+        if "CUDAExecutionProvider" not in have:
+            raise GenreInferError(
+                "CUDA was requested but onnxruntime has no CUDA provider "
+                "(pip install 'genre-infer[gpu]' on a machine with an NVIDIA GPU)"
+            )
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    if device != "auto":
+        raise GenreInferError(f"unknown device {device!r} (choose auto, cpu or cuda)")
+    if "CUDAExecutionProvider" in have:
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    return ["CPUExecutionProvider"]
+
+
+class GenreModel:
+    """An onnxruntime session plus the metadata of the model it runs.
+
+    One instance is safe to share between threads (onnxruntime's ``run`` is).
+
+    Parameters
+    ----------
+    model : str, os.PathLike or None
+        Path of an ``.onnx`` file, the name of a shipped model, or ``None`` for the default.
+    device : {"auto", "cpu", "cuda"}
+        Where to run; ``auto`` uses CUDA when onnxruntime-gpu sees a GPU.
+    threads : int, optional
+        Intra-op threads for the CPU provider (default: onnxruntime's choice).
+
+    Raises
+    ------
+    ModelError
+        The file is missing, not ONNX, lacks genre-infer metadata, or disagrees with it.
+    """
+
+    def __init__(
+        self, model: str | os.PathLike[str] | None = None, *, device: Device = "auto",
+        threads: int | None = None,
+    ) -> None:
+        import onnxruntime as ort
+
+        self.path = resolve_model_path(model)
+        providers = select_providers(device)
+        opts = ort.SessionOptions()
+        opts.log_severity_level = 3
+        if threads is not None:
+            if threads < 1:
+                raise GenreInferError("threads must be at least 1")
+            opts.intra_op_num_threads = threads
+            opts.inter_op_num_threads = 1
+        try:
+            self.session = ort.InferenceSession(str(self.path), sess_options=opts, providers=providers)
+        except Exception as exc:  # onnxruntime raises its own Fail/InvalidProtobuf/... types
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ModelError(f"{self.path}: not a loadable ONNX model ({first[:160]})") from None
+        raw = self.session.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
+        if raw is None:
+            raise ModelError(f"{self.path}: an ONNX model, but not a genre-infer model (no metadata)")
+        try:
+            meta = json.loads(raw)
+        except json.JSONDecodeError:
+            raise ModelError(f"{self.path}: genre-infer metadata is not valid JSON") from None
+        if not isinstance(meta, dict):
+            raise ModelError(f"{self.path}: genre-infer metadata is not a JSON object")
+        try:
+            self.info = ModelInfo.from_metadata(meta)
+        except ModelError as exc:
+            raise ModelError(f"{self.path}: {exc}") from None
+        self._check_io()
+        self.providers = self.session.get_providers()
+
+    def _check_io(self) -> None:
+        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
+        if len(inputs) != 1 or len(outputs) < 1:
+            raise ModelError(f"{self.path}: expected one input and one output")
+        spec = self.info.features
+        want_in = (spec.segment_frames, spec.n_bands)
+        shape = inputs[0].shape
+        if len(shape) != 3 or any(isinstance(d, int) and d != w for d, w in zip(shape[1:], want_in)):
+            raise ModelError(
+                f"{self.path}: input shape {shape} disagrees with its metadata "
+                f"(batch, {want_in[0]}, {want_in[1]})"
+            )
+        out = outputs[0].shape
+        if len(out) != 2 or (isinstance(out[1], int) and out[1] != len(self.info.labels)):
+            raise ModelError(
+                f"{self.path}: output shape {out} disagrees with its {len(self.info.labels)} labels"
+            )
+        self._input_name = inputs[0].name
+        self._output_name = outputs[0].name
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """Genre names in output order."""
+        return self.info.labels
+
+    @property
+    def features(self) -> FeatureSpec:
+        """The model's feature parameters."""
+        return self.info.features
+
+    def logits(self, windows: np.ndarray, batch_size: int = BATCH_SIZE) -> np.ndarray:
+        """Run windows ``(n, frames, bands)`` through the network in batches → ``(n, labels)``."""
+        out = []
+        for i in range(0, len(windows), batch_size):
+            batch = np.ascontiguousarray(windows[i : i + batch_size], dtype=np.float32)
+            out.append(self.session.run([self._output_name], {self._input_name: batch})[0])
+        return np.concatenate(out, axis=0).astype(np.float32, copy=False)
+
+    def probabilities(self, windows: np.ndarray, batch_size: int = BATCH_SIZE) -> np.ndarray:
+        """Calibrated class probabilities ``(n, labels)`` (softmax of logits / temperature)."""
+        z = self.logits(windows, batch_size) / np.float32(self.info.temperature)
+        z -= z.max(axis=1, keepdims=True)
+        e = np.exp(z)
+        return e / e.sum(axis=1, keepdims=True)

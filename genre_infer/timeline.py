@@ -1,0 +1,147 @@
+"""From window probabilities to a per-second timeline, sections and a verdict.
+
+Pure numpy functions: the training wing uses the same ones for its
+track-level metrics, so "track accuracy" means what the CLI shows.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+__all__ = ["step_probabilities", "smooth", "segment_runs", "verdict"]
+
+
+def step_probabilities(
+    window_probs: np.ndarray,
+    window_start_s: np.ndarray,
+    window_len_s: float,
+    duration: float,
+    step: float = 1.0,
+) -> np.ndarray:
+    """Average overlapping window probabilities onto a regular time grid.
+
+    Step ``k`` covers ``[k * step, min((k + 1) * step, duration))``; its
+    probabilities are the mean of the windows that overlap it, weighted by
+    the length of the overlap.
+
+    Parameters
+    ----------
+    window_probs : np.ndarray
+        ``(windows, labels)`` probabilities.
+    window_start_s : np.ndarray
+        ``(windows,)`` start time of each window in seconds.
+    window_len_s : float
+        Window duration in seconds.
+    duration : float
+        Length of the audio in seconds.
+    step : float
+        Grid resolution in seconds.
+
+    Returns
+    -------
+    np.ndarray
+        ``(ceil(duration / step), labels)`` rows that sum to 1.
+    """
+    n_steps = max(1, math.ceil(duration / step - 1e-9))
+    n_labels = window_probs.shape[1]
+    acc = np.zeros((n_steps, n_labels), dtype=np.float64)
+    weight = np.zeros(n_steps, dtype=np.float64)
+    starts = np.asarray(window_start_s, dtype=np.float64)
+    ends = starts + window_len_s
+    first = np.floor(starts / step).astype(np.int64)
+    for j in range(math.ceil(window_len_s / step) + 1):
+        k = first + j
+        lo = np.maximum(starts, k * step)
+        hi = np.minimum(np.minimum(ends, (k + 1) * step), duration)
+        overlap = hi - lo
+        ok = (overlap > 1e-9) & (k < n_steps) & (k >= 0)
+        np.add.at(acc, k[ok], overlap[ok, None] * window_probs[ok])
+        np.add.at(weight, k[ok], overlap[ok])
+    empty = weight <= 0
+    if empty.any():  # cannot happen with windows that cover the audio; stay defined anyway
+        nearest = np.clip(np.searchsorted(starts, np.arange(n_steps) * step), 0, len(starts) - 1)
+        acc[empty] = window_probs[nearest[empty]]
+        weight[empty] = 1.0
+    out = acc / weight[:, None]
+    return (out / out.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def smooth(probs: np.ndarray, radius: int) -> np.ndarray:
+    """Moving average of ``(steps, labels)`` probabilities over ``±radius`` steps."""
+    if radius <= 0 or len(probs) < 2:
+        return probs
+    padded = np.concatenate([np.zeros((1, probs.shape[1])), np.cumsum(probs, axis=0, dtype=np.float64)])
+    idx = np.arange(len(probs))
+    lo = np.maximum(idx - radius, 0)
+    hi = np.minimum(idx + radius + 1, len(probs))
+    return ((padded[hi] - padded[lo]) / (hi - lo)[:, None]).astype(np.float32)
+
+
+def segment_runs(
+    probs: np.ndarray, step: float, duration: float, min_len_s: float, radius: int
+) -> list[tuple[float, float, int, float]]:
+    """Split the timeline into sections of one genre.
+
+    The probabilities are smoothed (``±radius`` steps), each step takes its
+    winning genre, runs of one genre become sections, and sections shorter
+    than ``min_len_s`` are merged into their longer neighbour until none is
+    left (a song shorter than that is one section). Each section's genre is
+    the winner of its mean probabilities.
+
+    Returns
+    -------
+    list of (start_s, end_s, label_index, confidence)
+        Contiguous sections covering ``[0, duration]``.
+    """
+    winners = smooth(probs, radius).argmax(axis=1)
+    bounds = [0, *(np.flatnonzero(np.diff(winners)) + 1).tolist(), len(winners)]
+    runs = [[bounds[i], bounds[i + 1]] for i in range(len(bounds) - 1)]
+
+    def seconds(run: list[int]) -> float:
+        return min(run[1] * step, duration) - run[0] * step
+
+    while len(runs) > 1:
+        lengths = [seconds(r) for r in runs]
+        i = int(np.argmin(lengths))
+        if lengths[i] >= min_len_s:
+            break
+        if i == 0:
+            j = 1
+        elif i == len(runs) - 1:
+            j = i - 1
+        else:
+            j = i - 1 if lengths[i - 1] >= lengths[i + 1] else i + 1
+        a, b = sorted((i, j))
+        runs[a:b + 1] = [[runs[a][0], runs[b][1]]]
+        runs = _merge_same(runs, probs)
+
+    out = []
+    for lo, hi in runs:
+        mean = probs[lo:hi].mean(axis=0)
+        label = int(mean.argmax())
+        out.append((lo * step, min(hi * step, duration), label, float(mean[label])))
+    return out
+
+
+def _merge_same(runs: list[list[int]], probs: np.ndarray) -> list[list[int]]:
+    merged: list[list[int]] = []
+    last_label = -1
+    for run in runs:
+        label = int(probs[run[0]:run[1]].mean(axis=0).argmax())
+        if merged and label == last_label:
+            merged[-1][1] = run[1]
+        else:
+            merged.append(list(run))
+        last_label = label
+    return merged
+
+
+def verdict(step_probs: np.ndarray, step: float, duration: float) -> np.ndarray:
+    """Song-level probabilities: the time-weighted mean of the timeline."""
+    n = len(step_probs)
+    weights = np.full(n, step, dtype=np.float64)
+    weights[-1] = max(duration - (n - 1) * step, 1e-9)
+    p = (step_probs * weights[:, None]).sum(axis=0) / weights.sum()
+    return (p / p.sum()).astype(np.float32)
