@@ -1,0 +1,165 @@
+"""The ``genre-infer`` command: arguments → :mod:`genre_infer.api` → :mod:`genre_infer.output`.
+
+Exit codes: 0 every input classified; 1 some inputs failed (the others are
+still classified and written); 2 usage or model error; 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Iterator
+
+import click
+
+from ._version import __version__
+from .constants import AUDIO_EXTENSIONS
+
+EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def _error(message: str) -> None:
+    click.echo(f"genre-infer: error: {message}", err=True)
+
+
+def expand_paths(paths: tuple[str, ...]) -> Iterator[str]:
+    """Files to classify: files as given, folders searched recursively for audio, no repeats."""
+    seen: set[str] = set()
+    for p in paths:
+        candidates: list[str]
+        if os.path.isdir(p):
+            candidates = sorted(
+                os.path.join(root, f)
+                for root, _dirs, files in os.walk(p)
+                for f in files
+                if os.path.splitext(f)[1].lower() in AUDIO_EXTENSIONS
+            )
+            if not candidates:
+                candidates = [p]  # reported as "no audio files" by the caller
+        else:
+            candidates = [p]
+        for c in candidates:
+            key = os.path.realpath(c) if os.path.exists(c) else c
+            if key not in seen:
+                seen.add(key)
+                yield c
+
+
+def _version_text() -> str:
+    import onnxruntime
+
+    return f"genre-infer {__version__} (onnxruntime {onnxruntime.__version__}, python {sys.version.split()[0]})"
+
+
+def _print_model_info(clf: object) -> None:
+    import json
+
+    info = clf.model.info  # type: ignore[attr-defined]
+    click.echo(json.dumps({"path": str(clf.model.path), "providers": clf.model.providers,  # type: ignore[attr-defined]
+                           **info.to_metadata()}, indent=2))
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.argument("paths", nargs=-1, metavar="PATH...")
+@click.option("-f", "--format", "fmt", type=click.Choice(["text", "json", "jsonl", "csv"]),
+              default="text", show_default=True, help="Output format (json/jsonl/csv: see README schema).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True),
+              help="Write results to FILE instead of standard output.")
+@click.option("-k", "--top-k", type=click.IntRange(1, None), default=3, show_default=True,
+              help="Genres listed in the verdict.")
+@click.option("-t", "--timeline", is_flag=True, help="Text output: add a row per second.")
+@click.option("-m", "--model", metavar="NAME|PATH",
+              help="A shipped model's name or an .onnx file exported by `python -m train export`.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
+              help="Where the network runs (auto: CUDA when onnxruntime-gpu sees a GPU).")
+@click.option("--threads", type=click.IntRange(1, None), help="CPU threads for the network.")
+@click.option("--list-genres", is_flag=True, help="Print the model's genres and exit.")
+@click.option("--model-info", is_flag=True, help="Print the model's metadata (JSON) and exit.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary on stderr.")
+@click.option("--version", is_flag=True, help="Print the version and exit.")
+@click.pass_context
+def main(
+    ctx: click.Context, paths: tuple[str, ...], fmt: str, output: str | None, top_k: int,
+    timeline: bool, model: str | None, device: str, threads: int | None, list_genres: bool,
+    model_info: bool, quiet: bool, version: bool,
+) -> None:
+    """Recognise the genre of songs, second by second.
+
+    PATH is an audio file (wav, flac, ogg, opus, mp3; m4a/aac/webm with ffmpeg)
+    or a folder, searched recursively for audio files.
+
+    \b
+    Examples:
+      genre-infer song.mp3
+      genre-infer song.mp3 --timeline
+      genre-infer ~/Music --format jsonl --output genres.jsonl
+    """
+    if version:
+        click.echo(_version_text())
+        ctx.exit(EXIT_OK)
+    if not paths and not (list_genres or model_info):
+        click.echo(ctx.get_usage(), err=True)
+        _error("no PATH given (try `genre-infer --help`)")
+        ctx.exit(EXIT_USAGE)
+
+    from .api import Classifier
+    from .errors import GenreInferError
+    from .output import Writer, display_path
+
+    try:
+        clf = Classifier(model, device=device, threads=threads)  # type: ignore[arg-type]
+    except GenreInferError as exc:
+        _error(str(exc))
+        ctx.exit(EXIT_USAGE)
+    if list_genres or model_info:
+        if list_genres:
+            click.echo("\n".join(clf.labels))
+        if model_info:
+            _print_model_info(clf)
+        ctx.exit(EXIT_OK)
+
+    files = list(expand_paths(paths))
+    try:
+        writer = Writer(fmt, output, model={"name": clf.name, "version": clf.version},  # type: ignore[arg-type]
+                        labels=clf.labels, top_k=top_k, timeline=timeline)
+    except OSError as exc:
+        _error(f"cannot write {output}: {exc.strerror or exc}")
+        ctx.exit(EXIT_USAGE)
+
+    failed = 0
+    show_bar = not quiet and len(files) > 1 and sys.stderr.isatty()
+    try:
+        with click.progressbar(length=len(files), file=sys.stderr, label="classifying",
+                               hidden=not show_bar) as bar:
+            for f in files:
+                name = display_path(f)
+                try:
+                    if os.path.isdir(f):
+                        raise GenreInferError("no audio files found in this folder")
+                    writer.add(clf.classify(f))
+                except GenreInferError as exc:
+                    failed += 1
+                    _error(f"{name}: {exc}")
+                    writer.add_error(name, str(exc))
+                except MemoryError:
+                    failed += 1
+                    _error(f"{name}: out of memory")
+                    writer.add_error(name, "out of memory")
+                bar.update(1)
+    except KeyboardInterrupt:
+        writer.close()
+        _error(f"interrupted after {len(writer.results) or '?'} results; finished results were kept")
+        ctx.exit(EXIT_INTERRUPTED)
+    except BrokenPipeError:
+        sys.stderr.close()
+        ctx.exit(EXIT_SOME_FAILED)
+    writer.close()
+    if not quiet and len(files) > 1:
+        click.echo(f"genre-infer: classified {len(files) - failed} of {len(files)} files"
+                   + (f"; {failed} failed" if failed else ""), err=True)
+    ctx.exit(EXIT_SOME_FAILED if failed else EXIT_OK)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,189 @@
+"""Render results as text, JSON, JSONL or CSV, and write them safely.
+
+Schemas (``schema_version`` 1; documented in the README):
+
+- ``json``: one document ``{"schema_version", "model", "results": [...], "errors": [...]}``.
+- ``jsonl``: one line per input, as each finishes: a result object
+  (:meth:`Result.to_dict`) or ``{"schema_version", "file", "error"}``.
+- ``csv``: one row per song (``row=song``) then one per second (``row=second``) with
+  columns ``file,row,start,end,genre,confidence,<one column per genre>``.
+- ``text``: for people; not a stable format.
+
+Streams that are files are written atomically (a temporary file renamed at
+the end), except JSONL, which is appended line by line so an interrupted run
+keeps every finished result.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import IO, Any, Literal
+
+from .constants import OUTPUT_SCHEMA_VERSION
+from .result import Result
+
+__all__ = ["Format", "format_time", "render_text", "csv_rows", "csv_header", "Writer", "display_path"]
+
+Format = Literal["text", "json", "jsonl", "csv"]
+
+
+def display_path(path: str | os.PathLike[str]) -> str:
+    """A printable form of any path (undecodable bytes shown as ``\\xNN``)."""
+    raw = os.fsencode(path)
+    return raw.decode("utf-8", "backslashreplace")
+
+
+def format_time(seconds: float) -> str:
+    """``m:ss`` (or ``h:mm:ss`` from one hour), rounded to the nearest second."""
+    s = int(round(seconds))
+    h, rem = divmod(s, 3600)
+    m, sec = divmod(rem, 60)
+    return f"{h}:{m:02d}:{sec:02d}" if h else f"{m}:{sec:02d}"
+
+
+def _span(start: float, end: float) -> str:
+    return f"{format_time(start)}–{format_time(end)}"
+
+
+def render_text(result: Result, *, top_k: int = 3, timeline: bool = False) -> str:
+    """Human-readable summary: verdict, sections, and optionally a row per second."""
+    name = display_path(result.source) if result.source else "<array>"
+    lines = [f"{name}  ({format_time(result.duration)}, {result.duration:.1f} s)"]
+    verdict = " · ".join(f"{g} {p:.0%}" for g, p in result.top(top_k))
+    lines.append(f"  genre:    {verdict}")
+    sections = [f"{_span(s.start, s.end)} {s.genre} {s.confidence:.2f}" for s in result.sections]
+    if len(sections) <= 4:
+        lines.append("  sections: " + " · ".join(sections))
+    else:
+        lines.append("  sections:")
+        lines.extend(f"    {s}" for s in sections)
+    if timeline:
+        lines.append("  timeline:")
+        width = max(len(g) for g in result.labels)
+        for row in result.timeline:
+            others = sorted(row.probabilities.items(), key=lambda kv: -kv[1])
+            rest = ", ".join(f"{g} {p:.2f}" for g, p in others[:top_k] if g != row.genre)
+            lines.append(
+                f"    {_span(row.start, row.end):>11}  {row.genre:<{width}}  {row.confidence:.2f}"
+                + (f"  ({rest})" if rest else "")
+            )
+    return "\n".join(lines) + "\n"
+
+
+def csv_header(labels: tuple[str, ...]) -> list[str]:
+    """CSV columns: ``file,row,start,end,genre,confidence`` then one per genre."""
+    return ["file", "row", "start", "end", "genre", "confidence", *labels]
+
+
+def csv_rows(result: Result) -> list[list[Any]]:
+    """One ``song`` row with the verdict, then one ``second`` row per timeline step."""
+    name = display_path(result.source) if result.source else ""
+    rows: list[list[Any]] = [[
+        name, "song", 0.0, round(result.duration, 3), result.genre, round(result.confidence, 4),
+        *(round(float(p), 4) for p in result.probabilities),
+    ]]
+    for row in result.timeline:
+        rows.append([
+            name, "second", round(row.start, 3), round(row.end, 3), row.genre, round(row.confidence, 4),
+            *(round(row.probabilities[g], 4) for g in result.labels),
+        ])
+    return rows
+
+
+class Writer:
+    """Collects results in one format and writes them to stdout or a file.
+
+    Parameters
+    ----------
+    fmt : {"text", "json", "jsonl", "csv"}
+        Output format.
+    path : str or None
+        Output file; ``None`` writes to standard output.
+    model : dict
+        ``{"name", "version"}`` of the model, for the JSON document.
+    labels : tuple of str
+        The model's genres (CSV columns).
+    top_k : int
+        Genres listed in text output and the ``top`` field.
+    timeline : bool
+        Text output: add a row per second.
+    """
+
+    def __init__(
+        self, fmt: Format, path: str | None, *, model: dict[str, str], labels: tuple[str, ...],
+        top_k: int = 3, timeline: bool = False,
+    ) -> None:
+        self.fmt, self.path, self.model, self.labels = fmt, path, model, labels
+        self.top_k, self.timeline = top_k, timeline
+        self.results: list[dict[str, Any]] = []
+        self.errors: list[dict[str, str]] = []
+        self._tmp: tempfile._TemporaryFileWrapper[str] | None = None
+        self._stream: IO[str]
+        if path is None:
+            self._stream = sys.stdout
+        elif fmt == "jsonl":
+            self._stream = open(path, "w", encoding="utf-8", newline="")
+        else:
+            target = Path(path).resolve()
+            self._tmp = tempfile.NamedTemporaryFile(
+                "w", encoding="utf-8", newline="", dir=target.parent, prefix=f".{target.name}.",
+                suffix=".part", delete=False,
+            )
+            self._stream = self._tmp
+        self._csv = csv.writer(self._stream, lineterminator="\n") if fmt == "csv" else None
+        if self._csv is not None:
+            self._csv.writerow(csv_header(labels))
+
+    def _emit(self, text: str) -> None:
+        self._stream.write(text)
+        self._stream.flush()
+
+    def add(self, result: Result) -> None:
+        """Record one result (written at once for streaming formats)."""
+        if self.fmt == "text":
+            self._emit(render_text(result, top_k=self.top_k, timeline=self.timeline))
+        elif self.fmt == "csv":
+            buf = io.StringIO()
+            csv.writer(buf, lineterminator="\n").writerows(csv_rows(result))
+            self._emit(buf.getvalue())
+        else:
+            d = result.to_dict(top_k=self.top_k)
+            if result.source is not None:
+                d["file"] = display_path(result.source)
+            if self.fmt == "jsonl":
+                self._emit(json.dumps(d, ensure_ascii=False) + "\n")
+            else:
+                self.results.append(d)
+
+    def add_error(self, file: str, message: str) -> None:
+        """Record an input that failed (JSON/JSONL carry it; text/CSV leave it to stderr)."""
+        entry = {"file": file, "error": message}
+        if self.fmt == "jsonl":
+            self._emit(json.dumps({"schema_version": OUTPUT_SCHEMA_VERSION, **entry}, ensure_ascii=False) + "\n")
+        self.errors.append(entry)
+
+    def close(self) -> None:
+        """Finish the document and move a file output into place."""
+        if self.fmt == "json":
+            doc = {"schema_version": OUTPUT_SCHEMA_VERSION, "model": self.model,
+                   "results": self.results, "errors": [e for e in self.errors]}
+            self._emit(json.dumps(doc, ensure_ascii=False, indent=2) + "\n")
+        if self._tmp is not None:
+            self._tmp.close()
+            os.replace(self._tmp.name, self.path)  # type: ignore[arg-type]
+            self._tmp = None
+        elif self.path is not None:
+            self._stream.close()
+
+    def abort(self) -> None:
+        """Drop an unfinished temporary file."""
+        if self._tmp is not None:
+            self._tmp.close()
+            os.unlink(self._tmp.name)
+            self._tmp = None
