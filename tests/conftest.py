@@ -1,0 +1,99 @@
+"""Shared fixtures: synthetic audio files and small ONNX models built in code."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from signals import noise, rhythm, tone  # noqa: E402
+
+from genre_infer.constants import METADATA_FORMAT_VERSION, METADATA_KEY  # noqa: E402
+from genre_infer.features import FeatureSpec  # noqa: E402
+from genre_infer.model import ModelInfo  # noqa: E402
+
+SR = 22050
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "gtzan"
+
+
+def build_toy_model(
+    path: Path,
+    *,
+    metadata: dict | str | None = "default",
+    frames: int = 63,
+    bands: int = 96,
+    declared_frames: int | None = None,
+) -> Path:
+    """A two-genre model, "low" and "high", written with onnx.helper (no torch).
+
+    logits = mean over time of the melgram @ W, where W scores the lower half
+    of the mel bands for "low" and the upper half for "high": a low tone reads
+    as "low", hissy noise as "high". Deterministic, so tests can assert genres.
+    """
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = np.zeros((bands, 2), dtype=np.float32)
+    w[: bands // 2, 0] = 1.0 / (bands // 2)
+    w[bands // 2 :, 1] = 1.0 / (bands - bands // 2)
+    w *= 8.0
+    shape_frames = frames if declared_frames is None else declared_frames
+    graph = helper.make_graph(
+        [
+            helper.make_node("ReduceMean", ["features", "axes"], ["pooled"], keepdims=0),
+            helper.make_node("MatMul", ["pooled", "W"], ["scores"]),
+            helper.make_node("Sub", ["scores", "bias"], ["logits"]),
+        ],
+        "toy",
+        [helper.make_tensor_value_info("features", TensorProto.FLOAT, ["batch", shape_frames, bands])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 2])],
+        initializer=[
+            numpy_helper.from_array(np.array([1], dtype=np.int64), "axes"),
+            numpy_helper.from_array(w, "W"),
+            numpy_helper.from_array(np.array([0.0, 1.0], dtype=np.float32), "bias"),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 9
+    if metadata == "default":
+        spec = FeatureSpec(segment_frames=frames, n_mels=bands)
+        metadata = ModelInfo("toy", "1.0", ("low", "high"), spec).to_metadata()
+    if metadata is not None:
+        prop = model.metadata_props.add()
+        prop.key = METADATA_KEY
+        prop.value = metadata if isinstance(metadata, str) else json.dumps(metadata)
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return path
+
+
+@pytest.fixture(scope="session")
+def toy_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_toy_model(tmp_path_factory.mktemp("models") / "toy.onnx")
+
+
+@pytest.fixture(scope="session")
+def audio_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Synthetic songs in every format libsndfile decodes."""
+    d = tmp_path_factory.mktemp("audio")
+    low = tone(SR, 6.0, 110.0)
+    high = noise(SR, 6.0)
+    sf.write(d / "low.wav", low, SR)
+    sf.write(d / "high.flac", high, SR)
+    sf.write(d / "low.ogg", low, SR)
+    sf.write(d / "high.mp3", high, SR, format="MP3")
+    sf.write(d / "low.opus", tone(48000, 6.0, 110.0), 48000, format="OGG", subtype="OPUS")
+    sf.write(d / "stereo44k.wav", np.stack([low[: SR * 5], low[: SR * 5]], axis=1), SR)
+    sf.write(d / "change.wav", np.concatenate([tone(SR, 10.0, 110.0), noise(SR, 10.0)]), SR)
+    sf.write(d / "song.wav", rhythm(SR, 12.0), SR)
+    (d / "notes.txt").write_text("not audio\n")
+    return d
+
+
+__all__ = ["build_toy_model", "SR", "DATA", "METADATA_FORMAT_VERSION"]

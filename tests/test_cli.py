@@ -1,0 +1,153 @@
+"""The genre-infer command: formats, schemas, exit codes and error lines."""
+
+import csv
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from genre_infer import __version__
+from genre_infer.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run(*args: str) -> "object":
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+def test_text_output(toy_model: Path, audio_dir: Path) -> None:
+    r = run(audio_dir / "change.wav", "--model", toy_model)
+    assert r.exit_code == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0].startswith(str(audio_dir / "change.wav")) and "0:20" in lines[0]
+    assert lines[1].startswith("  genre:    ") and {"low", "high"} <= set(lines[1].split())
+    assert lines[2].startswith("  sections: 0:00–0:10 low 1.00 · 0:10–0:20 high 1.00")
+    assert r.stderr == ""
+
+
+def test_text_timeline_has_a_row_per_second(toy_model: Path, audio_dir: Path) -> None:
+    r = run(audio_dir / "change.wav", "--model", toy_model, "--timeline")
+    rows = [line for line in r.stdout.splitlines() if line.startswith("    ") and "–" in line]
+    assert len(rows) == 20 and rows[0].split()[:2] == ["0:00–0:01", "low"]
+    assert rows[-1].split()[:2] == ["0:19–0:20", "high"]
+
+
+def test_json_schema(toy_model: Path, audio_dir: Path) -> None:
+    r = run(audio_dir / "low.wav", audio_dir / "high.flac", "--model", toy_model, "-f", "json", "-k", "2")
+    assert r.exit_code == 0
+    doc = json.loads(r.stdout)
+    assert doc["schema_version"] == 1 and doc["model"] == {"name": "toy", "version": "1.0"}
+    assert doc["errors"] == []
+    assert [x["genre"] for x in doc["results"]] == ["low", "high"]
+    res = doc["results"][0]
+    assert res["file"] == str(audio_dir / "low.wav") and res["duration"] == pytest.approx(6.0, abs=0.01)
+    assert len(res["top"]) == 2 and set(res["probabilities"]) == {"low", "high"}
+    assert len(res["timeline"]) == 6 and set(res["timeline"][0]["probabilities"]) == {"low", "high"}
+
+
+def test_jsonl_one_line_per_input_with_errors(toy_model: Path, audio_dir: Path, tmp_path: Path) -> None:
+    r = run(audio_dir / "low.wav", tmp_path / "missing.mp3", audio_dir / "high.mp3", "--model", toy_model,
+            "-f", "jsonl")
+    assert r.exit_code == 1
+    lines = [json.loads(x) for x in r.stdout.splitlines()]
+    assert [x.get("genre") or x.get("error") for x in lines] == ["low", "no such file", "high"]
+    assert lines[1] == {"schema_version": 1, "file": str(tmp_path / "missing.mp3"), "error": "no such file"}
+    err = r.stderr.strip().splitlines()
+    assert err[0] == f"genre-infer: error: {tmp_path / 'missing.mp3'}: no such file"
+    assert err[-1] == "genre-infer: classified 2 of 3 files; 1 failed"
+
+
+def test_csv_schema(toy_model: Path, audio_dir: Path) -> None:
+    r = run(audio_dir / "change.wav", "--model", toy_model, "-f", "csv")
+    rows = list(csv.reader(io.StringIO(r.stdout)))
+    assert rows[0] == ["file", "row", "start", "end", "genre", "confidence", "low", "high"]
+    assert rows[1][1] == "song" and float(rows[1][3]) == pytest.approx(20.0)
+    seconds = [row for row in rows[1:] if row[1] == "second"]
+    assert len(seconds) == 20 and seconds[0][4] == "low" and seconds[-1][4] == "high"
+    assert all(abs(float(x[6]) + float(x[7]) - 1) < 1e-3 for x in seconds)
+
+
+@pytest.mark.parametrize("fmt", ["json", "csv", "text", "jsonl"])
+def test_output_file(toy_model: Path, audio_dir: Path, tmp_path: Path, fmt: str) -> None:
+    out = tmp_path / f"out.{fmt}"
+    r = run(audio_dir / "low.wav", "--model", toy_model, "-f", fmt, "-o", out)
+    assert r.exit_code == 0 and r.stdout == ""
+    text = out.read_text()
+    assert "low" in text
+    assert not list(tmp_path.glob("*.part"))
+
+
+def test_folder_is_searched_for_audio_only(toy_model: Path, audio_dir: Path) -> None:
+    r = run(audio_dir, "--model", toy_model, "-f", "jsonl", "-q")
+    files = [Path(json.loads(x)["file"]).name for x in r.stdout.splitlines()]
+    assert "notes.txt" not in files and "low.opus" in files and len(files) == 8
+    assert r.exit_code == 0 and r.stderr == ""
+
+
+def test_same_file_twice_is_classified_once(toy_model: Path, audio_dir: Path) -> None:
+    r = run(audio_dir / "low.wav", audio_dir / "low.wav", "--model", toy_model, "-f", "jsonl")
+    assert len(r.stdout.splitlines()) == 1
+
+
+def test_bad_inputs_do_not_stop_the_batch(toy_model: Path, audio_dir: Path, tmp_path: Path) -> None:
+    (tmp_path / "junk.mp3").write_bytes(b"\x00\x01garbage" * 100)
+    (tmp_path / "empty.wav").write_bytes(b"")
+    import numpy as np
+    import soundfile as sf
+
+    sf.write(tmp_path / "tiny.wav", np.full(100, 0.5, np.float32), 16000)
+    sf.write(tmp_path / "quiet.wav", np.zeros(16000 * 3, np.float32), 16000)
+    r = run(tmp_path / "junk.mp3", tmp_path / "empty.wav", tmp_path / "tiny.wav", tmp_path / "quiet.wav",
+            audio_dir / "low.wav", "--model", toy_model, "-f", "json")
+    assert r.exit_code == 1
+    doc = json.loads(r.stdout)
+    assert [x["genre"] for x in doc["results"]] == ["low"]
+    assert len(doc["errors"]) == 4
+    err = r.stderr.splitlines()
+    assert any("junk.mp3: cannot decode audio" in line for line in err)
+    assert any("empty.wav: empty file" in line for line in err)
+    assert any("tiny.wav: too short" in line for line in err)
+    assert any("quiet.wav: silent" in line for line in err)
+    assert "Traceback" not in r.stderr
+
+
+def test_bad_model_is_a_usage_error(audio_dir: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.onnx"
+    bad.write_text("nope")
+    r = run(audio_dir / "low.wav", "--model", bad)
+    assert r.exit_code == 2
+    assert r.stderr.count("\n") == 1 and "not a loadable ONNX model" in r.stderr
+
+
+def test_usage_errors_exit_2() -> None:
+    assert run().exit_code == 2
+    assert run("x.wav", "--format", "xml").exit_code == 2
+    assert run("x.wav", "--top-k", "0").exit_code == 2
+
+
+def test_list_genres_version_and_model_info(toy_model: Path) -> None:
+    r = run("--list-genres", "--model", toy_model)
+    assert r.exit_code == 0 and r.stdout.split() == ["low", "high"]
+    r = run("--version")
+    assert r.exit_code == 0 and r.stdout.startswith(f"genre-infer {__version__}")
+    r = run("--model-info", "--model", toy_model)
+    info = json.loads(r.stdout)
+    assert info["name"] == "toy" and info["features"]["sr"] == 16000
+
+
+def test_python_dash_m_and_help() -> None:
+    r = subprocess.run([sys.executable, "-m", "genre_infer", "--help"], capture_output=True, text=True, cwd=REPO)
+    assert r.returncode == 0 and "--timeline" in r.stdout and "--format" in r.stdout
+
+
+def test_default_model_from_the_command_line(audio_dir: Path) -> None:
+    r = subprocess.run([sys.executable, "-m", "genre_infer", str(audio_dir / "song.wav"), "-f", "json"],
+                       capture_output=True, text=True, cwd=REPO)
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert len(doc["results"][0]["probabilities"]) == 10

@@ -1,0 +1,81 @@
+"""Model files are validated before any audio is read."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from conftest import build_toy_model
+from genre_infer import ModelError, load_model
+from genre_infer.constants import METADATA_FORMAT_VERSION
+from genre_infer.features import FeatureSpec
+from genre_infer.model import ModelInfo, available_models, resolve_model_path
+
+
+def test_toy_model_loads(toy_model: Path) -> None:
+    clf = load_model(toy_model, device="cpu", threads=1)
+    assert clf.labels == ("low", "high") and clf.name == "toy" and clf.version == "1.0"
+
+
+def test_not_onnx(tmp_path: Path) -> None:
+    p = tmp_path / "model.onnx"
+    p.write_bytes(b"this is not a protobuf at all" * 10)
+    with pytest.raises(ModelError, match="not a loadable ONNX model"):
+        load_model(p)
+
+
+def test_onnx_without_our_metadata(tmp_path: Path) -> None:
+    p = build_toy_model(tmp_path / "plain.onnx", metadata=None)
+    with pytest.raises(ModelError, match="not a genre-infer model"):
+        load_model(p)
+
+
+def test_metadata_from_a_newer_format(tmp_path: Path) -> None:
+    meta = ModelInfo("toy", "1", ("a", "b"), FeatureSpec(segment_frames=63)).to_metadata()
+    meta["format_version"] = METADATA_FORMAT_VERSION + 1
+    p = build_toy_model(tmp_path / "future.onnx", metadata=meta)
+    with pytest.raises(ModelError, match="newer"):
+        load_model(p)
+
+
+@pytest.mark.parametrize("broken", ["{not json", json.dumps({"format_version": 1, "name": "x"}), json.dumps([1, 2])])
+def test_broken_metadata(tmp_path: Path, broken: str) -> None:
+    p = build_toy_model(tmp_path / "broken.onnx", metadata=broken)
+    with pytest.raises(ModelError):
+        load_model(p)
+
+
+def test_input_shape_disagrees_with_metadata(tmp_path: Path) -> None:
+    p = build_toy_model(tmp_path / "shape.onnx", declared_frames=187)  # metadata says 63
+    with pytest.raises(ModelError, match="input shape"):
+        load_model(p)
+
+
+def test_label_count_disagrees_with_output(tmp_path: Path) -> None:
+    meta = ModelInfo("toy", "1", ("a", "b", "c"), FeatureSpec(segment_frames=63)).to_metadata()
+    p = build_toy_model(tmp_path / "labels.onnx", metadata=meta)
+    with pytest.raises(ModelError, match="labels"):
+        load_model(p)
+
+
+def test_missing_model_path() -> None:
+    with pytest.raises(ModelError, match="no model file"):
+        resolve_model_path("/nonexistent/model.onnx")
+
+
+def test_default_model_is_shipped() -> None:
+    assert "default" in available_models()
+    clf = load_model()
+    assert len(clf.labels) >= 2
+    assert clf.model.info.extra.get("metrics"), "the shipped model must carry its measured metrics"
+
+
+def test_cuda_request_without_cuda_is_a_clear_error(toy_model: Path) -> None:
+    import onnxruntime as ort
+
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        pytest.skip("this machine has CUDA")
+    from genre_infer import GenreInferError
+
+    with pytest.raises(GenreInferError, match="CUDA"):
+        load_model(toy_model, device="cuda")

@@ -1,0 +1,54 @@
+"""Window probabilities → per-second timeline, sections and verdict."""
+
+import numpy as np
+import pytest
+
+from genre_infer import timeline as tl
+
+
+def test_step_probabilities_weight_by_overlap() -> None:
+    probs = np.array([[1.0, 0.0], [0.0, 1.0]], dtype=np.float32)
+    steps = tl.step_probabilities(probs, np.array([0.0, 1.5]), 1.5, 3.0, 1.0)
+    assert steps.shape == (3, 2)
+    np.testing.assert_allclose(steps[0], [1, 0])
+    np.testing.assert_allclose(steps[1], [0.5, 0.5])  # half of each window
+    np.testing.assert_allclose(steps[2], [0, 1])
+    np.testing.assert_allclose(steps.sum(axis=1), 1, rtol=1e-6)
+
+
+@pytest.mark.parametrize("duration", [1.0, 3.0, 7.3, 30.013])
+def test_steps_cover_duration(duration: float) -> None:
+    starts = np.arange(0, max(duration - 3, 0) + 1e-9, 1.0)
+    rng = np.random.default_rng(0)
+    p = rng.dirichlet(np.ones(4), size=len(starts)).astype(np.float32)
+    steps = tl.step_probabilities(p, starts, 3.0, duration)
+    assert len(steps) == int(np.ceil(duration - 1e-9))
+    assert np.all(np.isfinite(steps))
+    np.testing.assert_allclose(steps.sum(axis=1), 1, rtol=1e-5)
+
+
+def test_segment_runs_merges_short_blips() -> None:
+    labels = [0] * 8 + [1] * 1 + [0] * 6 + [1] * 10
+    probs = np.eye(2, dtype=np.float32)[labels] * 0.8 + 0.1
+    runs = tl.segment_runs(probs, 1.0, len(labels), min_len_s=4.0, radius=0)
+    assert [(lo, hi, g) for lo, hi, g, _ in runs] == [(0.0, 15.0, 0), (15.0, 25.0, 1)]
+    assert runs[0][3] == pytest.approx((14 * 0.9 + 0.1) / 15, rel=1e-5)
+
+
+def test_segment_runs_single_short_song() -> None:
+    probs = np.array([[0.7, 0.3], [0.2, 0.8]], dtype=np.float32)
+    runs = tl.segment_runs(probs, 1.0, 1.6, min_len_s=4.0, radius=2)
+    assert len(runs) == 1 and runs[0][:2] == (0.0, 1.6)
+
+
+def test_smooth_is_a_moving_average() -> None:
+    p = np.array([[1, 0], [0, 1], [1, 0]], dtype=np.float32)
+    s = tl.smooth(p, 1)
+    np.testing.assert_allclose(s[1], [2 / 3, 1 / 3], rtol=1e-6)
+    np.testing.assert_allclose(s[0], [0.5, 0.5], rtol=1e-6)
+
+
+def test_verdict_weights_the_last_partial_step() -> None:
+    steps = np.array([[1.0, 0.0], [0.0, 1.0]], dtype=np.float32)
+    v = tl.verdict(steps, 1.0, 1.25)
+    np.testing.assert_allclose(v, [0.8, 0.2], rtol=1e-6)
