@@ -1,0 +1,36 @@
+"""The installed distribution carries the default model and the console script."""
+
+import importlib.metadata as md
+import shutil
+import subprocess
+
+import pytest
+
+
+def _dist() -> md.Distribution:
+    # an installed wheel has a RECORD; a build's genre_infer.egg-info in the source tree does not
+    for dist in md.distributions(name="genre-infer"):
+        if dist.read_text("RECORD"):
+            return dist
+    pytest.skip("genre-infer is not installed (run the README's install command)")
+
+
+def test_wheel_carries_the_default_model() -> None:
+    files = {str(f) for f in (_dist().files or [])}
+    assert "genre_infer/models/default.onnx" in files
+    assert "genre_infer/py.typed" in files
+
+
+def test_runtime_dependencies_are_only_the_four() -> None:
+    reqs = _dist().requires or []
+    core = sorted(r.split(">")[0].split("=")[0].split("<")[0].strip() for r in reqs if "extra ==" not in r)
+    assert core == ["click", "librosa", "numpy", "onnxruntime"]
+
+
+def test_console_script() -> None:
+    _dist()
+    exe = shutil.which("genre-infer")
+    if exe is None:
+        pytest.skip("the genre-infer script is not on PATH")
+    r = subprocess.run([exe, "--version"], capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout.startswith("genre-infer ")
