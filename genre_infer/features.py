@@ -3,7 +3,7 @@
 Every parameter comes from a :class:`FeatureSpec`, which is stored in each
 model's ONNX metadata by ``train/`` and read back by :mod:`genre_infer.model`.
 The STFT is computed with numpy exactly as ``librosa.stft`` (centred frames,
-zero padding, periodic Hann window) and the mel filterbank is librosa's, so
+zero padding, periodic Hann window) and the mel filterbank is librosa's (Slaney scale and norm), so
 ``melgram`` equals ``librosa.feature.melspectrogram`` followed by the log
 compression (the test suite checks it).
 
@@ -122,11 +122,37 @@ def _hann(n_fft: int) -> np.ndarray:
     return (0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(n_fft) / n_fft)).astype(np.float32)
 
 
+def _hz_to_mel(f: np.ndarray) -> np.ndarray:
+    # Slaney's auditory-toolbox scale (librosa's default, htk=False)
+    f = np.asarray(f, dtype=np.float64)
+    mels = 3.0 * f / 200.0
+    log = f >= 1000.0
+    return np.where(log, 15.0 + np.log(np.maximum(f, 1e-10) / 1000.0) / (np.log(6.4) / 27.0), mels)
+
+
+def _mel_to_hz(m: np.ndarray) -> np.ndarray:
+    m = np.asarray(m, dtype=np.float64)
+    return np.where(m >= 15.0, 1000.0 * np.exp((np.log(6.4) / 27.0) * (m - 15.0)), 200.0 * m / 3.0)
+
+
 @lru_cache(maxsize=8)
 def _mel_basis(sr: int, n_fft: int, n_mels: int, fmin: float, fmax: float | None) -> np.ndarray:
-    from librosa.filters import mel
+    """Slaney-normalised triangular mel filters ``(n_mels, 1 + n_fft // 2)``.
 
-    return mel(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax).astype(np.float32)
+    Equal to ``librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax)``
+    (checked by the tests), written out here so that importing the package does
+    not pull in scipy.signal through librosa (about a second of start-up).
+    """
+    fmax = sr / 2.0 if fmax is None else float(fmax)
+    fft_freqs = np.fft.rfftfreq(n_fft, 1.0 / sr)
+    mel_f = _mel_to_hz(np.linspace(_hz_to_mel(fmin), _hz_to_mel(fmax), n_mels + 2))
+    fdiff = np.diff(mel_f)
+    ramps = mel_f[:, None] - fft_freqs[None, :]
+    lower = -ramps[:-2] / fdiff[:-1, None]
+    upper = ramps[2:] / fdiff[1:, None]
+    weights = np.maximum(0.0, np.minimum(lower, upper))
+    weights *= (2.0 / (mel_f[2:] - mel_f[:-2]))[:, None]
+    return weights.astype(np.float32)
 
 
 @lru_cache(maxsize=4)

@@ -34,6 +34,15 @@ def test_db_melgram_and_mfcc_match_librosa(y: np.ndarray) -> None:
     np.testing.assert_allclose(db, librosa.power_to_db(mel, top_db=None).T, atol=0.01)  # dB
 
 
+@pytest.mark.parametrize("sr,n_fft,n_mels,fmin,fmax", [
+    (16000, 512, 96, 0.0, None), (22050, 2048, 128, 0.0, None), (44100, 1024, 40, 30.0, 11000.0),
+])
+def test_mel_filterbank_equals_librosa(sr: int, n_fft: int, n_mels: int, fmin: float, fmax: float) -> None:
+    ours = F._mel_basis(sr, n_fft, n_mels, fmin, fmax)
+    ref = librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax)
+    np.testing.assert_allclose(ours, ref, atol=1e-6 * ref.max())
+
+
 def test_standardisation_is_applied(y: np.ndarray) -> None:
     raw = F.compute(y, F.FeatureSpec())
     std = F.compute(y, F.FeatureSpec(mean=1.5, std=2.0))
