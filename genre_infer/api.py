@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import Union
+from typing import Iterable, NamedTuple, Union
 
 import numpy as np
 
@@ -16,9 +16,18 @@ from .errors import AudioError, SilentError, TooShortError
 from .model import Device, GenreModel
 from .result import UNCERTAIN, Result, Section
 
-__all__ = ["Classifier", "load_model", "classify", "AudioInput"]
+__all__ = ["Classifier", "Analysis", "load_model", "classify", "AudioInput"]
 
 AudioInput = Union[str, "os.PathLike[str]", np.ndarray]
+
+
+class Analysis(NamedTuple):
+    """What the network saw: window probabilities and where the windows lie."""
+
+    probs: np.ndarray  #: ``(windows, labels)`` calibrated probabilities
+    starts_s: np.ndarray  #: ``(windows,)`` window start times in seconds
+    n_samples: int  #: length of the signal at the model's rate
+    peak: float  #: largest absolute sample value
 
 
 class Classifier:
@@ -55,19 +64,78 @@ class Classifier:
         """Model version from its metadata."""
         return self.model.info.version
 
-    def load_audio(self, audio: AudioInput, sr: int | None = None) -> np.ndarray:
-        """Decode a path, or convert an array, to mono float32 at the model's rate."""
+    def _blocks(self, audio: AudioInput, sr: int | None) -> Iterable[np.ndarray]:
+        """Mono float32 blocks at the model's rate from a path (streamed) or an array."""
         target = self.model.features.sr
         if isinstance(audio, np.ndarray):
             if sr is None:
                 raise AudioError("a numpy array needs its sample rate: classify(y, sr=...)")
-            return audio_mod.from_array(audio, sr, target)
+            return [audio_mod.from_array(audio, sr, target)]
         if isinstance(audio, (str, os.PathLike)):
-            return audio_mod.load(audio, target)
+            return audio_mod.stream(audio, target)
         raise AudioError(f"expected a file path or a numpy array, got {type(audio).__name__}")
 
+    def analyse(self, blocks: Iterable[np.ndarray]) -> Analysis:
+        """Run the network over a signal given as consecutive blocks at the model's rate.
+
+        Features and windows are computed as the blocks arrive, so memory does
+        not grow with the length of the signal; the windows are exactly those
+        of :func:`genre_infer.features.window_starts` over the whole signal.
+        A signal shorter than one window is repeated to fill it.
+
+        Returns
+        -------
+        Analysis
+            Window probabilities, their start times, the sample count and the peak.
+        """
+        spec = self.model.features
+        seg, hop_frames = spec.segment_frames, feat.window_hop_frames(spec)
+        stream = feat.FeatureStream(spec)
+        buf = np.zeros((0, spec.n_bands), dtype=np.float32)  # frames [offset, offset + len(buf))
+        offset = next_k = 0
+        head: list[np.ndarray] = []  # the samples, kept only while shorter than one window
+        peak = 0.0
+        probs: list[np.ndarray] = []
+        starts: list[np.ndarray] = []
+
+        def run(new_starts: np.ndarray) -> None:
+            if len(new_starts):
+                probs.append(self.model.probabilities(feat.frame_windows(buf, new_starts - offset, seg)))
+                starts.append(new_starts)
+
+        for block in blocks:
+            if len(block) == 0:
+                continue
+            peak = max(peak, float(np.max(np.abs(block))))
+            if stream.n_samples < spec.segment_samples:
+                head.append(block)
+            buf = np.concatenate([buf, stream.push(block)])
+            new = feat.regular_window_starts(next_k, offset + len(buf) - seg, hop_frames)
+            run(new)
+            next_k += len(new)
+            drop = min(int(round(next_k * hop_frames)) - offset, len(buf) - (seg - 1))
+            if drop > 0:
+                buf, offset = buf[drop:], offset + drop
+        buf = np.concatenate([buf, stream.finish()])
+        n_samples = stream.n_samples
+        n_frames = offset + len(buf)
+        if n_samples == 0:
+            return Analysis(np.zeros((0, len(self.labels)), np.float32), np.zeros(0), 0, 0.0)
+        if n_frames < seg:  # short input: repeat it to fill one window
+            y = np.concatenate(head)
+            x = feat.compute(np.tile(y, int(np.ceil(spec.segment_samples / len(y)))), spec)
+            first = feat.window_starts(len(x), spec)
+            p = self.model.probabilities(feat.frame_windows(x, first, seg))
+            return Analysis(p, first * spec.hop_length / spec.sr, n_samples, peak)
+        last = n_frames - seg
+        new = feat.regular_window_starts(next_k, last, hop_frames)
+        final = new[-1] if len(new) else starts[-1][-1] if starts else -1
+        run(new if final == last else np.append(new, last).astype(np.int64))
+        all_starts = np.concatenate(starts)
+        return Analysis(np.concatenate(probs), all_starts * spec.hop_length / spec.sr, n_samples, peak)
+
     def window_probabilities(self, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Probabilities of every network window of a signal at the model's rate.
+        """Probabilities of every network window of a whole signal at the model's rate.
 
         Returns
         -------
@@ -76,27 +144,21 @@ class Classifier:
         starts_s : np.ndarray
             ``(windows,)`` window start times in seconds.
         """
-        spec = self.model.features
-        if len(y) < spec.segment_samples:  # short input: repeat it to fill one window
-            y = np.tile(y, int(np.ceil(spec.segment_samples / len(y))))
-        x = feat.compute(y, spec)
-        starts = feat.window_starts(len(x), spec)
-        probs = self.model.probabilities(feat.frame_windows(x, starts, spec.segment_frames))
-        return probs, starts * spec.hop_length / spec.sr
+        a = self.analyse([np.asarray(y, dtype=np.float32)])
+        return a.probs, a.starts_s
 
     def classify(self, audio: AudioInput, sr: int | None = None) -> Result:
         """Classify one song. See :func:`classify`."""
-        y = self.load_audio(audio, sr)
         spec = self.model.features
-        duration = len(y) / spec.sr
+        a = self.analyse(self._blocks(audio, sr))
+        duration = a.n_samples / spec.sr
         if duration < MIN_DURATION_S:
             raise TooShortError(
                 f"too short ({duration:.2f} s; at least {MIN_DURATION_S:g} s of audio is needed)"
             )
-        if float(np.max(np.abs(y))) <= SILENCE_PEAK:
+        if a.peak <= SILENCE_PEAK:
             raise SilentError("silent (no signal above -80 dBFS)")
-        probs, starts_s = self.window_probabilities(y)
-        steps = tl.step_probabilities(probs, starts_s, spec.segment_s, duration, TIMELINE_STEP_S)
+        steps = tl.step_probabilities(a.probs, a.starts_s, spec.segment_s, duration, TIMELINE_STEP_S)
         info = self.model.info
         sections = tuple(
             Section(lo, hi, UNCERTAIN if conf < info.uncertain_below else info.labels[i], conf)

@@ -12,13 +12,14 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
-from .constants import SNDFILE_EXTENSIONS
+from .constants import DECODE_BLOCK_S, SNDFILE_EXTENSIONS
 from .errors import AudioError, DecodeError, FFmpegMissingError
 
-__all__ = ["load", "to_mono", "resample", "from_array", "ffmpeg_available"]
+__all__ = ["load", "stream", "to_mono", "resample", "from_array", "ffmpeg_available"]
 
 
 def ffmpeg_available() -> bool:
@@ -39,18 +40,36 @@ def _check_path(path: Path) -> None:
         raise DecodeError("empty file (0 bytes)")
 
 
-def _decode_sndfile(path: Path) -> tuple[np.ndarray, int]:
+def _reason(exc: BaseException) -> str:
+    return str(exc).split(":")[-1].strip().rstrip(".") or type(exc).__name__
+
+
+def _stream_sndfile(path: Path, sr: int, block_s: float) -> Iterator[np.ndarray]:
     import soundfile as sf
 
     try:
-        y, sr = sf.read(str(path), dtype="float32", always_2d=True)
-    except Exception as exc:  # soundfile raises LibsndfileError, RuntimeError, ...
-        reason = str(exc).split(":")[-1].strip().rstrip(".") or type(exc).__name__
-        raise DecodeError(f"cannot decode audio ({reason})") from None
-    return y.T, int(sr)
+        f = sf.SoundFile(str(path))
+    except Exception as exc:  # soundfile raises LibsndfileError, RuntimeError, TypeError, ...
+        raise DecodeError(f"cannot decode audio ({_reason(exc)})") from None
+    with f:
+        if f.samplerate <= 0 or f.channels <= 0:
+            raise DecodeError("cannot decode audio (no sample rate or channels)")
+        resampler = _Resampler(f.samplerate, sr)
+        block = max(1, int(block_s * f.samplerate))
+        while True:
+            try:
+                data = f.read(block, dtype="float32", always_2d=True)
+            except Exception as exc:
+                raise DecodeError(f"cannot decode audio ({_reason(exc)})") from None
+            last = len(data) < block
+            out = resampler(to_mono(data.T), last)
+            if len(out):
+                yield out
+            if last:
+                return
 
 
-def _decode_ffmpeg(path: Path, sr: int) -> np.ndarray:
+def _stream_ffmpeg(path: Path, sr: int, block_s: float) -> Iterator[np.ndarray]:
     if not ffmpeg_available():
         raise FFmpegMissingError(
             f"decoding {path.suffix or 'this file'} needs ffmpeg, which is not installed "
@@ -60,12 +79,37 @@ def _decode_ffmpeg(path: Path, sr: int) -> np.ndarray:
         "ffmpeg", "-nostdin", "-v", "error", "-i", str(path),
         "-map", "0:a:0", "-f", "f32le", "-ac", "1", "-ar", str(sr), "-",
     ]
-    proc = subprocess.run(cmd, capture_output=True, check=False)
-    if proc.returncode != 0 or not proc.stdout:
-        lines = proc.stderr.decode("utf-8", "replace").strip().splitlines()
-        reason = lines[-1] if lines else "no audio stream"
-        raise DecodeError(f"cannot decode audio (ffmpeg: {reason})")
-    return np.frombuffer(proc.stdout, dtype="<f4").astype(np.float32)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    total = 0
+    try:
+        assert proc.stdout is not None
+        chunk = 4 * max(1, int(block_s * sr))
+        while data := proc.stdout.read(chunk):
+            y = np.frombuffer(data[: len(data) // 4 * 4], dtype="<f4").astype(np.float32)
+            total += len(y)
+            yield y
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        _, err = proc.communicate()
+    if proc.returncode != 0 and total == 0:
+        lines = err.decode("utf-8", "replace").strip().splitlines()
+        raise DecodeError(f"cannot decode audio (ffmpeg: {lines[-1] if lines else 'no audio stream'})")
+
+
+class _Resampler:
+    """soxr in streaming mode: the output does not depend on how the input is split."""
+
+    def __init__(self, orig_sr: int, target_sr: int) -> None:
+        self._stream = None
+        if orig_sr != target_sr:
+            import soxr
+
+            self._stream = soxr.ResampleStream(orig_sr, target_sr, 1, dtype="float32", quality="HQ")
+
+    def __call__(self, y: np.ndarray, last: bool) -> np.ndarray:
+        y = np.ascontiguousarray(y, dtype=np.float32)
+        return y if self._stream is None else self._stream.resample_chunk(y, last=last)
 
 
 def to_mono(y: np.ndarray) -> np.ndarray:
@@ -97,8 +141,13 @@ def resample(y: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
     return soxr.resample(y, orig_sr, target_sr, quality="HQ").astype(np.float32, copy=False)
 
 
-def load(path: str | os.PathLike[str], sr: int) -> np.ndarray:
-    """Decode an audio file into mono float32 at ``sr`` Hz.
+def stream(
+    path: str | os.PathLike[str], sr: int, block_s: float = DECODE_BLOCK_S
+) -> Iterator[np.ndarray]:
+    """Decode an audio file block by block into mono float32 at ``sr`` Hz.
+
+    Memory stays flat whatever the file's length; concatenating the blocks
+    gives exactly what :func:`load` returns.
 
     Parameters
     ----------
@@ -106,11 +155,13 @@ def load(path: str | os.PathLike[str], sr: int) -> np.ndarray:
         Audio file. wav/flac/ogg/opus/mp3 need nothing else; other formats need ffmpeg.
     sr : int
         Target sample rate (the model's).
+    block_s : float
+        Seconds of audio decoded per block.
 
-    Returns
-    -------
+    Yields
+    ------
     np.ndarray
-        Mono float32 signal in [-1, 1] at ``sr``.
+        Consecutive mono float32 blocks at ``sr``.
 
     Raises
     ------
@@ -121,15 +172,26 @@ def load(path: str | os.PathLike[str], sr: int) -> np.ndarray:
     """
     path = Path(path)
     _check_path(path)
-    if path.suffix.lower() in SNDFILE_EXTENSIONS:
-        try:
-            y, file_sr = _decode_sndfile(path)
-        except DecodeError:
-            if not ffmpeg_available():
-                raise
-            return _decode_ffmpeg(path, sr)
-        return resample(to_mono(y), file_sr, sr)
-    return _decode_ffmpeg(path, sr)
+    if path.suffix.lower() not in SNDFILE_EXTENSIONS:
+        yield from _stream_ffmpeg(path, sr, block_s)
+        return
+    blocks = _stream_sndfile(path, sr, block_s)
+    try:
+        first = next(blocks, None)
+    except DecodeError:
+        if not ffmpeg_available():
+            raise
+        yield from _stream_ffmpeg(path, sr, block_s)
+        return
+    if first is not None:
+        yield first
+        yield from blocks
+
+
+def load(path: str | os.PathLike[str], sr: int) -> np.ndarray:
+    """Decode a whole audio file into mono float32 at ``sr`` Hz (see :func:`stream`)."""
+    blocks = list(stream(path, sr))
+    return np.concatenate(blocks) if blocks else np.zeros(0, dtype=np.float32)
 
 
 def from_array(y: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:

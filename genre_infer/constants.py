@@ -48,5 +48,8 @@ MIN_SECTION_S = 4.0
 #: Half-width (in timeline steps) of the mode filter that smooths the winning genre.
 SMOOTHING_RADIUS = 2
 
+#: Seconds of audio decoded per block: long files never sit in memory whole.
+DECODE_BLOCK_S = 30.0
+
 #: Segments per onnxruntime call.
 BATCH_SIZE = 64

@@ -19,7 +19,8 @@ from typing import Any, Literal
 import numpy as np
 
 __all__ = [
-    "FeatureSpec", "power_spectrogram", "melgram", "mfcc", "compute", "window_starts", "frame_windows",
+    "FeatureSpec", "FeatureStream", "power_spectrogram", "melgram", "mfcc", "compute",
+    "window_starts", "regular_window_starts", "window_hop_frames", "frame_windows",
 ]
 
 Kind = Literal["melgram", "mfcc"]
@@ -165,6 +166,17 @@ def _dct_matrix(n_mfcc: int, n_mels: int) -> np.ndarray:
     return basis.astype(np.float32)
 
 
+def _power_frames(padded: np.ndarray, n_fft: int, hop_length: int, n_frames: int) -> np.ndarray:
+    frames = np.lib.stride_tricks.as_strided(
+        padded,
+        shape=(n_frames, n_fft),
+        strides=(padded.strides[0] * hop_length, padded.strides[0]),
+        writeable=False,
+    )
+    spec = np.fft.rfft(frames * _hann(n_fft), axis=1)
+    return (spec.real**2 + spec.imag**2).astype(np.float32)
+
+
 def power_spectrogram(y: np.ndarray, n_fft: int, hop_length: int) -> np.ndarray:
     """Power STFT ``|X|**2`` as ``librosa.stft(center=True, pad_mode="constant")``.
 
@@ -180,17 +192,12 @@ def power_spectrogram(y: np.ndarray, n_fft: int, hop_length: int) -> np.ndarray:
     np.ndarray
         ``(frames, 1 + n_fft // 2)`` float32, frames = ``1 + len(y) // hop_length``.
     """
-    y = np.ascontiguousarray(y, dtype=np.float32)
-    padded = np.pad(y, n_fft // 2, mode="constant")
-    n_frames = 1 + (len(padded) - n_fft) // hop_length
-    frames = np.lib.stride_tricks.as_strided(
-        padded,
-        shape=(n_frames, n_fft),
-        strides=(padded.strides[0] * hop_length, padded.strides[0]),
-        writeable=False,
-    )
-    spec = np.fft.rfft(frames * _hann(n_fft), axis=1)
-    return (spec.real**2 + spec.imag**2).astype(np.float32)
+    padded = np.pad(np.asarray(y, dtype=np.float32), n_fft // 2, mode="constant")
+    return _power_frames(padded, n_fft, hop_length, 1 + (len(padded) - n_fft) // hop_length)
+
+
+def _mel_power(power: np.ndarray, spec: FeatureSpec) -> np.ndarray:
+    return power @ _mel_basis(spec.sr, spec.n_fft, spec.n_mels, spec.fmin, spec.fmax).T
 
 
 def _compress(s: np.ndarray, spec: FeatureSpec) -> np.ndarray:
@@ -199,17 +206,27 @@ def _compress(s: np.ndarray, spec: FeatureSpec) -> np.ndarray:
     return 10.0 * np.log10(np.maximum(s, 1e-10))
 
 
+def _from_power(power: np.ndarray, spec: FeatureSpec) -> np.ndarray:
+    mel = _mel_power(power, spec)
+    if spec.kind == "mfcc":
+        db = 10.0 * np.log10(np.maximum(mel, 1e-10))
+        x = db @ _dct_matrix(spec.n_mfcc, spec.n_mels).T
+    else:
+        x = _compress(mel, spec)
+    if spec.mean != 0.0 or spec.std != 1.0:
+        x = (x - np.float32(spec.mean)) / np.float32(spec.std)
+    return x.astype(np.float32, copy=False)
+
+
 def melgram(y: np.ndarray, spec: FeatureSpec) -> np.ndarray:
     """Compressed mel spectrogram ``(frames, n_mels)``, before standardisation."""
-    power = power_spectrogram(y, spec.n_fft, spec.hop_length)
-    mel = power @ _mel_basis(spec.sr, spec.n_fft, spec.n_mels, spec.fmin, spec.fmax).T
+    mel = _mel_power(power_spectrogram(y, spec.n_fft, spec.hop_length), spec)
     return _compress(mel, spec).astype(np.float32)
 
 
 def mfcc(y: np.ndarray, spec: FeatureSpec) -> np.ndarray:
     """MFCCs ``(frames, n_mfcc)`` from the dB mel spectrogram (librosa's definition, no top_db)."""
-    power = power_spectrogram(y, spec.n_fft, spec.hop_length)
-    mel = power @ _mel_basis(spec.sr, spec.n_fft, spec.n_mels, spec.fmin, spec.fmax).T
+    mel = _mel_power(power_spectrogram(y, spec.n_fft, spec.hop_length), spec)
     db = 10.0 * np.log10(np.maximum(mel, 1e-10))
     return (db @ _dct_matrix(spec.n_mfcc, spec.n_mels).T).astype(np.float32)
 
@@ -224,10 +241,54 @@ def compute(y: np.ndarray, spec: FeatureSpec) -> np.ndarray:
     spec : FeatureSpec
         The model's feature parameters.
     """
-    x = mfcc(y, spec) if spec.kind == "mfcc" else melgram(y, spec)
-    if spec.mean != 0.0 or spec.std != 1.0:
-        x = (x - np.float32(spec.mean)) / np.float32(spec.std)
-    return x
+    return _from_power(power_spectrogram(y, spec.n_fft, spec.hop_length), spec)
+
+
+class FeatureStream:
+    """Features of a signal that arrives in blocks, equal to :func:`compute` on the whole.
+
+    Feed blocks with :meth:`push`, which returns the frames completed so far;
+    :meth:`finish` returns the last frames. Only ``n_fft`` samples are kept
+    between calls, so memory does not grow with the signal's length.
+    """
+
+    def __init__(self, spec: FeatureSpec) -> None:
+        self.spec = spec
+        self.n_samples = 0
+        self._buf = np.zeros(spec.n_fft // 2, dtype=np.float32)  # centred frames: left zero pad
+
+    def push(self, y: np.ndarray) -> np.ndarray:
+        """Add a block of samples; return the ``(new_frames, n_bands)`` now complete."""
+        self.n_samples += len(y)
+        self._buf = np.concatenate([self._buf, np.asarray(y, dtype=np.float32)])
+        return self._take()
+
+    def finish(self) -> np.ndarray:
+        """Close the signal (right zero pad) and return the remaining frames."""
+        self._buf = np.concatenate([self._buf, np.zeros(self.spec.n_fft // 2, dtype=np.float32)])
+        return self._take()
+
+    def _take(self) -> np.ndarray:
+        n_fft, hop = self.spec.n_fft, self.spec.hop_length
+        n = 1 + (len(self._buf) - n_fft) // hop if len(self._buf) >= n_fft else 0
+        if n == 0:
+            return np.zeros((0, self.spec.n_bands), dtype=np.float32)
+        x = _from_power(_power_frames(self._buf, n_fft, hop, n), self.spec)
+        self._buf = self._buf[n * hop :].copy()
+        return x
+
+
+def window_hop_frames(spec: FeatureSpec) -> float:
+    """Hop between windows in (fractional) feature frames."""
+    return spec.window_hop_s * spec.sr / spec.hop_length
+
+
+def regular_window_starts(first: int, last: int, hop_frames: float) -> np.ndarray:
+    """Starts ``round(k * hop_frames)`` for ``k >= first`` that are at most ``last``."""
+    if last < 0:
+        return np.zeros(0, dtype=np.int64)
+    k = np.arange(first, int(np.floor((last + 1e-9) / hop_frames)) + 1)
+    return np.round(k * hop_frames).astype(np.int64)
 
 
 def window_starts(n_frames: int, spec: FeatureSpec) -> np.ndarray:
@@ -240,12 +301,8 @@ def window_starts(n_frames: int, spec: FeatureSpec) -> np.ndarray:
     last = n_frames - spec.segment_frames
     if last < 0:
         raise ValueError("fewer frames than one window")
-    hop_frames = spec.window_hop_s * spec.sr / spec.hop_length
-    starts = np.round(np.arange(0, last + 1e-9, hop_frames)).astype(np.int64)
-    starts = starts[starts <= last]
-    if starts[-1] != last and last - starts[-1] >= 1:
-        starts = np.append(starts, last)
-    return starts
+    starts = regular_window_starts(0, last, window_hop_frames(spec))
+    return starts if starts[-1] == last else np.append(starts, last)
 
 
 def frame_windows(x: np.ndarray, starts: np.ndarray, segment_frames: int) -> np.ndarray:

@@ -52,6 +52,43 @@ def test_stereo_int16_array_at_44k(clf: Classifier) -> None:
     assert clf.classify(stereo, sr=44100).genre == "low"
 
 
+@pytest.mark.parametrize("seconds", [1.2, 3.0, 7.77, 40.3])
+@pytest.mark.parametrize("n_blocks", [1, 3, 40])
+def test_streaming_equals_whole_signal(clf: Classifier, seconds: float, n_blocks: int) -> None:
+    from genre_infer import features as F
+
+    y = np.concatenate([tone(16000, seconds / 2, 110.0), noise(16000, seconds / 2)])
+    a = clf.analyse(np.array_split(y, n_blocks))
+    spec = clf.model.features
+    padded = np.tile(y, int(np.ceil(spec.segment_samples / len(y)))) if len(y) < spec.segment_samples else y
+    x = F.compute(padded, spec)
+    starts = F.window_starts(len(x), spec)
+    expected = clf.model.probabilities(F.frame_windows(x, starts, spec.segment_frames))
+    np.testing.assert_allclose(a.starts_s, starts * spec.hop_length / spec.sr)
+    np.testing.assert_allclose(a.probs, expected, atol=1e-5)
+    assert a.n_samples == len(y) and a.peak == pytest.approx(np.abs(y).max())
+
+
+def test_long_file_is_streamed_in_blocks(clf: Classifier, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import soundfile as sf
+
+    from genre_infer import audio
+
+    sf.write(tmp_path / "long.flac", np.concatenate([tone(SR, 50.0, 110.0), noise(SR, 50.0)]), SR)
+    seen: list[int] = []
+    real = audio.stream
+
+    def spy(path, sr, block_s=audio.DECODE_BLOCK_S):  # type: ignore[no-untyped-def]
+        for block in real(path, sr, block_s=7.0):
+            seen.append(len(block))
+            yield block
+
+    monkeypatch.setattr(audio, "stream", spy)
+    r = clf.classify(tmp_path / "long.flac")
+    assert len(seen) >= 14 and max(seen) <= 7.0 * 16000 * 1.01  # soxr shifts a few samples
+    assert [(s.genre, round(s.start), round(s.end)) for s in r.sections] == [("low", 0, 50), ("high", 50, 100)]
+
+
 def test_result_schema(clf: Classifier, audio_dir: Path) -> None:
     r = clf.classify(audio_dir / "song.wav")
     assert isinstance(r, Result)
