@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import click
 
@@ -46,6 +46,43 @@ def expand_paths(paths: tuple[str, ...]) -> Iterator[str]:
                 yield c
 
 
+_worker: Any = None
+
+
+def _init_worker(model: str | None, device: str, threads: int | None) -> None:
+    global _worker
+    from .api import Classifier
+
+    _worker = Classifier(model, device=device, threads=threads)  # type: ignore[arg-type]
+
+
+def _classify_one(path: str, clf: Any = None) -> tuple[str, Any]:
+    """Classify one file: ``("ok", Result)`` or ``("error", message)``; never raises for bad input."""
+    from .errors import GenreInferError
+
+    try:
+        if os.path.isdir(path):
+            raise GenreInferError("no audio files found in this folder")
+        return "ok", (clf or _worker).classify(path)
+    except GenreInferError as exc:
+        return "error", str(exc)
+    except MemoryError:
+        return "error", "out of memory"
+
+
+def _results(files: list[str], clf: Any, jobs: int, model: str | None, device: str,
+             threads: int | None) -> Iterator[tuple[str, Any]]:
+    """``(status, payload)`` per file, in input order, each as soon as it (and those before it) is done."""
+    if jobs <= 1 or len(files) <= 1:
+        for f in files:
+            yield _classify_one(f, clf)
+        return
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(jobs, initializer=_init_worker, initargs=(model, device, threads or 1)) as pool:
+        yield from pool.map(_classify_one, files, chunksize=1)
+
+
 def _version_text() -> str:
     import onnxruntime
 
@@ -73,7 +110,9 @@ def _print_model_info(clf: object) -> None:
               help="A shipped model's name or an .onnx file exported by `python -m train export`.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
               help="Where the network runs (auto: CUDA when onnxruntime-gpu sees a GPU).")
-@click.option("--threads", type=click.IntRange(1, None), help="CPU threads for the network.")
+@click.option("--threads", type=click.IntRange(1, None), help="CPU threads for the network (per job).")
+@click.option("-j", "--jobs", type=click.IntRange(1, None), default=1, show_default=True,
+              help="Files classified in parallel (worker processes).")
 @click.option("--list-genres", is_flag=True, help="Print the model's genres and exit.")
 @click.option("--model-info", is_flag=True, help="Print the model's metadata (JSON) and exit.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary on stderr.")
@@ -81,7 +120,7 @@ def _print_model_info(clf: object) -> None:
 @click.pass_context
 def main(
     ctx: click.Context, paths: tuple[str, ...], fmt: str, output: str | None, top_k: int,
-    timeline: bool, model: str | None, device: str, threads: int | None, list_genres: bool,
+    timeline: bool, model: str | None, device: str, threads: int | None, jobs: int, list_genres: bool,
     model_info: bool, quiet: bool, version: bool,
 ) -> None:
     """Recognise the genre of songs, second by second.
@@ -132,20 +171,14 @@ def main(
     try:
         with click.progressbar(length=len(files), file=sys.stderr, label="classifying",
                                hidden=not show_bar) as bar:
-            for f in files:
-                name = display_path(f)
-                try:
-                    if os.path.isdir(f):
-                        raise GenreInferError("no audio files found in this folder")
-                    writer.add(clf.classify(f))
-                except GenreInferError as exc:
+            for f, (status, payload) in zip(files, _results(files, clf, jobs, model, device, threads)):
+                if status == "ok":
+                    writer.add(payload)
+                else:
                     failed += 1
-                    _error(f"{name}: {exc}")
-                    writer.add_error(name, str(exc))
-                except MemoryError:
-                    failed += 1
-                    _error(f"{name}: out of memory")
-                    writer.add_error(name, "out of memory")
+                    name = display_path(f)
+                    _error(f"{name}: {payload}")
+                    writer.add_error(name, payload)
                 bar.update(1)
     except KeyboardInterrupt:
         writer.close()

@@ -151,3 +151,12 @@ def test_default_model_from_the_command_line(audio_dir: Path) -> None:
     assert r.returncode == 0, r.stderr
     doc = json.loads(r.stdout)
     assert len(doc["results"][0]["probabilities"]) == 10
+
+
+def test_jobs_give_the_same_output_in_input_order(toy_model: Path, audio_dir: Path, tmp_path: Path) -> None:
+    (tmp_path / "bad.wav").write_bytes(b"RIFF....WAVEjunk")
+    files = [audio_dir / "low.wav", tmp_path / "bad.wav", audio_dir / "high.mp3", audio_dir / "change.wav"]
+    one = run(*files, "--model", toy_model, "-f", "jsonl", "-j", "1")
+    two = run(*files, "--model", toy_model, "-f", "jsonl", "-j", "2")
+    assert one.exit_code == two.exit_code == 1
+    assert one.stdout == two.stdout and len(two.stdout.splitlines()) == 4
