@@ -12,7 +12,7 @@ from . import audio as audio_mod
 from . import features as feat
 from . import timeline as tl
 from .constants import MIN_DURATION_S, MIN_SECTION_S, SILENCE_PEAK, SMOOTHING_RADIUS, TIMELINE_STEP_S
-from .errors import AudioError, SilentError, TooShortError
+from .errors import AudioError, DecodeError, SilentError, TooShortError
 from .model import Device, GenreModel
 from .result import UNCERTAIN, Result, Section
 
@@ -152,6 +152,8 @@ class Classifier:
         spec = self.model.features
         a = self.analyse(self._blocks(audio, sr))
         duration = a.n_samples / spec.sr
+        if a.n_samples == 0:
+            raise DecodeError("no audio could be decoded (empty or truncated file)")
         if duration < MIN_DURATION_S:
             raise TooShortError(
                 f"too short ({duration:.2f} s; at least {MIN_DURATION_S:g} s of audio is needed)"

@@ -41,17 +41,22 @@ def _check_path(path: Path) -> None:
 
 
 def _reason(exc: BaseException) -> str:
-    return str(exc).split(":")[-1].strip().rstrip(".") or type(exc).__name__
+    reason = str(exc).split(":")[-1].strip().rstrip(".") or type(exc).__name__
+    if "does not exist" in reason or "not a regular file" in reason:
+        return "unrecognised or corrupt audio data"  # libsndfile's words for undecodable mp3 data
+    return reason
 
 
 def _stream_sndfile(path: Path, sr: int, block_s: float) -> Iterator[np.ndarray]:
     import soundfile as sf
 
+    raw = open(path, "rb")  # a file object: any file name works, not only UTF-8 ones
     try:
-        f = sf.SoundFile(str(path))
+        f = sf.SoundFile(raw)
     except Exception as exc:  # soundfile raises LibsndfileError, RuntimeError, TypeError, ...
+        raw.close()
         raise DecodeError(f"cannot decode audio ({_reason(exc)})") from None
-    with f:
+    with raw, f:
         if f.samplerate <= 0 or f.channels <= 0:
             raise DecodeError("cannot decode audio (no sample rate or channels)")
         resampler = _Resampler(f.samplerate, sr)

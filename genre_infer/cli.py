@@ -23,6 +23,23 @@ def _error(message: str) -> None:
     click.echo(f"genre-infer: error: {message}", err=True)
 
 
+def _quiet_native_stderr() -> None:
+    """Send what C libraries print on file descriptor 2 (mpg123's "Note: ..." lines) to
+    /dev/null, keeping Python's ``sys.stderr`` on the real stderr: one line per error."""
+    try:
+        if sys.stderr.fileno() != 2:
+            return
+        sys.stderr.flush()
+        saved = os.dup(2)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 2)
+        os.close(devnull)
+        sys.stderr = os.fdopen(saved, "w", buffering=1, encoding=sys.stderr.encoding,
+                               errors="backslashreplace")
+    except (OSError, ValueError, AttributeError):  # no real fd 2 (e.g. under a test runner)
+        pass
+
+
 def expand_paths(paths: tuple[str, ...]) -> Iterator[str]:
     """Files to classify: files as given, folders searched recursively for audio, no repeats."""
     seen: set[str] = set()
@@ -159,6 +176,8 @@ def main(
         ctx.exit(EXIT_OK)
 
     files = list(expand_paths(paths))
+    if not os.environ.get("GENRE_INFER_DEBUG"):
+        _quiet_native_stderr()
     try:
         writer = Writer(fmt, output, model={"name": clf.name, "version": clf.version},  # type: ignore[arg-type]
                         labels=clf.labels, top_k=top_k, timeline=timeline)

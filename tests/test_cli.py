@@ -160,3 +160,31 @@ def test_jobs_give_the_same_output_in_input_order(toy_model: Path, audio_dir: Pa
     two = run(*files, "--model", toy_model, "-f", "jsonl", "-j", "2")
     assert one.exit_code == two.exit_code == 1
     assert one.stdout == two.stdout and len(two.stdout.splitlines()) == 4
+
+
+def test_hostile_files_give_one_line_each(toy_model: Path, audio_dir: Path, tmp_path: Path) -> None:
+    import os
+
+    import numpy as np
+
+    mp3 = (audio_dir / "high.mp3").read_bytes()
+    rng = np.random.default_rng(0)
+    corrupt = bytearray(mp3)
+    for i in rng.integers(len(mp3) // 4, len(mp3), 200):
+        corrupt[i] = int(rng.integers(0, 256))
+    (tmp_path / "corrupt.mp3").write_bytes(bytes(corrupt))
+    (tmp_path / "random.mp3").write_bytes(rng.bytes(5000))
+    (tmp_path / "cut.flac").write_bytes((audio_dir / "high.flac").read_bytes()[:3000])
+    odd = os.fsencode(tmp_path) + b"/caf\xe9\xff.wav"  # not UTF-8
+    with open(odd, "wb") as f:
+        f.write((audio_dir / "low.wav").read_bytes())
+    os.symlink(tmp_path / "gone.wav", tmp_path / "broken.wav")
+    r = subprocess.run([sys.executable, "-m", "genre_infer", os.fsdecode(tmp_path), "--model", str(toy_model),
+                        "-f", "jsonl"], capture_output=True, cwd=REPO)
+    assert r.returncode == 1
+    err = r.stderr.decode("utf-8", "replace").splitlines()
+    assert err and all(line.startswith("genre-infer: ") for line in err), err
+    assert sum("error:" in line for line in err) == 3  # random.mp3, cut.flac, broken.wav
+    out = [json.loads(x) for x in r.stdout.decode().splitlines()]
+    ok = {Path(x["file"]).name: x["genre"] for x in out if "genre" in x}
+    assert ok.get("caf\\xe9\\xff.wav") == "low" and "corrupt.mp3" in ok
