@@ -94,9 +94,15 @@ def _results(files: list[str], clf: Any, jobs: int, model: str | None, device: s
         for f in files:
             yield _classify_one(f, clf)
         return
+    import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    with ProcessPoolExecutor(jobs, initializer=_init_worker, initargs=(model, device, threads or 1)) as pool:
+    # one core per worker: fresh interpreters whose BLAS/OpenMP pools start with one thread
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, "1")
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_init_worker,
+                             initargs=(model, device, threads or 1)) as pool:
         yield from pool.map(_classify_one, files, chunksize=1)
 
 
