@@ -106,6 +106,57 @@ def _results(files: list[str], clf: Any, jobs: int, model: str | None, device: s
         yield from pool.map(_classify_one, files, chunksize=1)
 
 
+class _Visuals:
+    """Writes the --plot and --html outputs: one file, or a folder with one per song."""
+
+    def __init__(self, plot: str | None, html: str | None, audio_mode: str, many: bool) -> None:
+        self.plot, self.html, self.audio_mode = plot, html, audio_mode
+        self.many = many
+        self.index: list[tuple[str, str, Any]] = []
+        self._names: set[str] = set()
+
+    def _target(self, base: str, src: str, ext: str) -> Path:
+        if not (self.many or os.path.isdir(base) or base.endswith(os.sep)):
+            return Path(base)
+        folder = Path(base)
+        folder.mkdir(parents=True, exist_ok=True)
+        stem, n = Path(src).stem, 1
+        name = f"{stem}{ext}"
+        while name in self._names:  # same stem in two folders
+            n += 1
+            name = f"{stem}-{n}{ext}"
+        self._names.add(name)
+        return folder / name
+
+    def add(self, src: str, result: Any) -> None:
+        if not (self.plot or self.html):
+            return
+        from . import report
+
+        mel = report.display_melgram(src)
+        if self.plot:
+            ext = Path(self.plot).suffix if Path(self.plot).suffix and not self.many else ".png"
+            fig = report.plot_timeline(result, melgram=mel)
+            fig.savefig(self._target(self.plot, src, ext), dpi=110)
+        if self.html:
+            target = self._target(self.html, src, ".html")
+            page = report.html_report(result, melgram=mel, **report.audio_for_html(src, self.audio_mode, target))
+            _write_atomic(target, page)
+            self.index.append((target.name, Path(src).name, result))
+
+    def close(self) -> None:
+        if self.html and self.index and (self.many or os.path.isdir(self.html)):
+            from . import report
+
+            _write_atomic(Path(self.html) / "index.html", report.html_index(self.index))
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.part")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
 def _version_text() -> str:
     import onnxruntime
 
@@ -136,6 +187,12 @@ def _print_model_info(clf: object) -> None:
 @click.option("--threads", type=click.IntRange(1, None), help="CPU threads for the network (per job).")
 @click.option("-j", "--jobs", type=click.IntRange(1, None), default=1, show_default=True,
               help="Files classified in parallel (worker processes).")
+@click.option("--plot", "plot_path", metavar="FILE|DIR",
+              help="Save a timeline plot (.png/.svg/.pdf; a folder of PNGs for several files). Needs matplotlib.")
+@click.option("--html", "html_path", metavar="FILE|DIR",
+              help="Save a listen-along HTML report (a folder with index.html for several files).")
+@click.option("--html-audio", type=click.Choice(["embed", "link"]), default="embed", show_default=True,
+              help="HTML report: embed the audio in the page, or link to the file.")
 @click.option("--list-genres", is_flag=True, help="Print the model's genres and exit.")
 @click.option("--model-info", is_flag=True, help="Print the model's metadata (JSON) and exit.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary on stderr.")
@@ -143,7 +200,8 @@ def _print_model_info(clf: object) -> None:
 @click.pass_context
 def main(
     ctx: click.Context, paths: tuple[str, ...], fmt: str, output: str | None, top_k: int,
-    timeline: bool, model: str | None, device: str, threads: int | None, jobs: int, list_genres: bool,
+    timeline: bool, model: str | None, device: str, threads: int | None, jobs: int,
+    plot_path: str | None, html_path: str | None, html_audio: str, list_genres: bool,
     model_info: bool, quiet: bool, version: bool,
 ) -> None:
     """Recognise the genre of songs, second by second.
@@ -182,6 +240,13 @@ def main(
         ctx.exit(EXIT_OK)
 
     files = list(expand_paths(paths))
+    if plot_path:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            _error("--plot needs matplotlib: pip install 'genre-infer[plot]'")
+            ctx.exit(EXIT_USAGE)
+    visuals = _Visuals(plot_path, html_path, html_audio, many=len(files) > 1)
     if not os.environ.get("GENRE_INFER_DEBUG"):
         _quiet_native_stderr()
     try:
@@ -199,6 +264,11 @@ def main(
             for f, (status, payload) in zip(files, _results(files, clf, jobs, model, device, threads)):
                 if status == "ok":
                     writer.add(payload)
+                    try:
+                        visuals.add(f, payload)
+                    except (OSError, GenreInferError) as exc:
+                        failed += 1
+                        _error(f"{display_path(f)}: cannot write plot/report: {exc}")
                 else:
                     failed += 1
                     name = display_path(f)
@@ -213,6 +283,7 @@ def main(
         sys.stderr.close()
         ctx.exit(EXIT_SOME_FAILED)
     writer.close()
+    visuals.close()
     if not quiet and len(files) > 1:
         click.echo(f"genre-infer: classified {len(files) - failed} of {len(files)} files"
                    + (f"; {failed} failed" if failed else ""), err=True)

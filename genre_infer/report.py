@@ -1,0 +1,374 @@
+"""See the song: a timeline plot (matplotlib, optional) and a listen-along HTML report.
+
+Both show the melgram on top and the genre under it, second by second. The
+HTML report needs nothing but a browser: the melgram is an embedded PNG, the
+timeline an inline SVG, and the data the same JSON the CLI writes.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import os
+import struct
+import zlib
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable
+
+import numpy as np
+
+from . import audio as audio_mod
+from .features import FeatureSpec, FeatureStream
+from .output import display_path, format_time
+from .result import Result
+
+if TYPE_CHECKING:  # pragma: no cover
+    from matplotlib.figure import Figure
+
+__all__ = [
+    "display_melgram", "genre_colours", "plot_timeline", "save_plot", "html_report", "html_index",
+    "PlotUnavailableError",
+]
+
+#: Display melgram: 16 kHz, 64 bands, pooled to this many columns per second.
+DISPLAY_SPEC = FeatureSpec(sr=16000, n_fft=1024, hop_length=256, n_mels=64, compression="db")
+DISPLAY_COLUMNS_PER_S = 10
+
+# Ten distinct colours (Tableau 10), then greys; the same in the plot and the HTML.
+_PALETTE = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f",
+            "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac"]
+_MAGMA = np.array([[0, 0, 4], [40, 11, 84], [101, 21, 110], [159, 42, 99], [212, 72, 66],
+                   [245, 125, 21], [250, 193, 39], [252, 255, 164]], dtype=np.float64)
+
+
+class PlotUnavailableError(ImportError):
+    """matplotlib is not installed."""
+
+
+def genre_colours(labels: Iterable[str]) -> dict[str, str]:
+    """A stable colour per genre (by position in the model's label list)."""
+    return {g: _PALETTE[i % len(_PALETTE)] for i, g in enumerate(labels)}
+
+
+def display_melgram(
+    audio: str | os.PathLike[str] | np.ndarray, sr: int | None = None
+) -> np.ndarray:
+    """A dB melgram for people to look at: ``(64 bands, 10 columns per second)``.
+
+    Streams files block by block and pools frames as they come, so memory stays
+    flat for long recordings.
+    """
+    spec = DISPLAY_SPEC
+    if isinstance(audio, np.ndarray):
+        if sr is None:
+            raise ValueError("an array needs its sample rate")
+        blocks: Iterable[np.ndarray] = [audio_mod.from_array(audio, sr, spec.sr)]
+    else:
+        blocks = audio_mod.stream(audio, spec.sr)
+    pool = max(1, round(spec.sr / spec.hop_length / DISPLAY_COLUMNS_PER_S))
+    stream = FeatureStream(spec)
+    cols: list[np.ndarray] = []
+    rest = np.zeros((0, spec.n_mels), dtype=np.float32)
+
+    def take(frames: np.ndarray, final: bool) -> np.ndarray:
+        frames = np.concatenate([rest, frames])
+        n = len(frames) // pool * pool
+        if n:
+            cols.append(frames[:n].reshape(-1, pool, spec.n_mels).mean(axis=1))
+        if final and len(frames) > n:
+            cols.append(frames[n:].mean(axis=0, keepdims=True))
+        return frames[n:]
+
+    for block in blocks:
+        rest = take(stream.push(block), final=False)
+    take(stream.finish(), final=True)
+    mel = np.concatenate(cols) if cols else np.zeros((1, spec.n_mels), np.float32)
+    return mel.T
+
+
+def _scaled(mel: np.ndarray, top_db: float = 80.0) -> np.ndarray:
+    peak = float(mel.max())
+    return np.clip((mel - (peak - top_db)) / top_db, 0.0, 1.0)
+
+
+def _png(mel: np.ndarray) -> bytes:
+    """Encode a melgram (low bands at the bottom) as a PNG with the magma palette."""
+    v = _scaled(mel)[::-1]
+    pos = v * (len(_MAGMA) - 1)
+    lo = np.floor(pos).astype(int).clip(0, len(_MAGMA) - 2)
+    frac = (pos - lo)[..., None]
+    rgb = (_MAGMA[lo] * (1 - frac) + _MAGMA[lo + 1] * frac).astype(np.uint8)
+    h, w, _ = rgb.shape
+    raw = b"".join(b"\x00" + rgb[i].tobytes() for i in range(h))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(raw, 6)) + chunk(b"IEND", b""))
+
+
+def _verdict_text(result: Result, k: int = 3) -> str:
+    return " · ".join(f"{g} {p:.0%}" for g, p in result.top(k))
+
+
+def plot_timeline(
+    result: Result, audio: str | os.PathLike[str] | np.ndarray | None = None, sr: int | None = None,
+    *, melgram: np.ndarray | None = None, width: float = 12.0,
+) -> Figure:
+    """The melgram with the genre of every second under it, as a matplotlib Figure.
+
+    Parameters
+    ----------
+    result : Result
+        What :func:`genre_infer.classify` returned.
+    audio : path or np.ndarray, optional
+        The same audio, for the melgram (default: ``result.source``).
+    sr : int, optional
+        Sample rate of an array ``audio``.
+    melgram : np.ndarray, optional
+        A precomputed :func:`display_melgram`.
+    width : float
+        Figure width in inches.
+
+    Raises
+    ------
+    PlotUnavailableError
+        matplotlib is not installed (``pip install 'genre-infer[plot]'``).
+    """
+    try:
+        from matplotlib.figure import Figure
+        from matplotlib.patches import Patch
+        from matplotlib.ticker import FuncFormatter
+    except ImportError:
+        raise PlotUnavailableError(
+            "plots need matplotlib: pip install 'genre-infer[plot]'"
+        ) from None
+    if melgram is None:
+        src = audio if audio is not None else result.source
+        if src is None:
+            raise ValueError("pass the audio (or a melgram) to plot an array's result")
+        melgram = display_melgram(src, sr)
+    colours = genre_colours(result.labels)
+    fig = Figure(figsize=(width, 6.0), layout="constrained")
+    ax_mel, ax_strip, ax_prob = fig.subplots(3, 1, sharex=True, height_ratios=[3, 0.35, 2])
+    d = result.duration
+    ax_mel.imshow(_scaled(melgram), origin="lower", aspect="auto", cmap="magma", extent=(0, d, 0, melgram.shape[0]))
+    ax_mel.set_ylabel("mel band")
+    ax_mel.set_title(f"{Path(display_path(result.source)).name if result.source else 'audio'} — {_verdict_text(result)}",
+                     loc="left", fontsize=11)
+    for row in result.timeline:
+        ax_strip.axvspan(row.start, row.end, color=colours.get(row.genre, "#dddddd"), lw=0)
+    for s in result.sections:
+        ax_strip.axvline(s.start, color="white", lw=1.5)
+    ax_strip.set_yticks([])
+    ax_strip.set_ylabel("genre", rotation=0, ha="right", va="center")
+    t = np.array([(r.start + r.end) / 2 for r in result.timeline])
+    order = np.argsort(-result.probabilities)
+    for i in order:
+        g = result.labels[i]
+        ax_prob.plot(t, result.timeline_probabilities[:, i], color=colours[g],
+                     lw=2.2 if i == order[0] else 1.2, label=g)
+    ax_prob.set_ylim(0, 1)
+    ax_prob.set_ylabel("probability")
+    ax_prob.set_xlim(0, d)
+    ax_prob.xaxis.set_major_formatter(FuncFormatter(lambda x, _pos: format_time(x)))
+    ax_prob.set_xlabel("time (m:ss)")
+    handles = [Patch(color=colours[result.labels[i]], label=result.labels[i]) for i in order]
+    fig.legend(handles=handles, loc="outside right center", frameon=False)
+    return fig
+
+
+def save_plot(result: Result, path: str | os.PathLike[str], audio: Any = None, sr: int | None = None) -> Path:
+    """Write :func:`plot_timeline` to ``path`` (.png, .svg or .pdf, by its suffix)."""
+    path = Path(path)
+    fig = plot_timeline(result, audio, sr)
+    fig.savefig(path, dpi=110)
+    return path
+
+
+_MIME = {".mp3": "audio/mpeg", ".wav": "audio/wav", ".wave": "audio/wav", ".flac": "audio/flac",
+         ".ogg": "audio/ogg", ".oga": "audio/ogg", ".opus": "audio/ogg", ".m4a": "audio/mp4",
+         ".aac": "audio/aac", ".mp4": "audio/mp4", ".webm": "audio/webm"}
+
+_TEMPLATE = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title} — genre-infer</title>
+<style>
+body {{ font: 15px/1.45 system-ui, sans-serif; margin: 24px auto; max-width: 1100px; padding: 0 16px; color: #222; }}
+h1 {{ font-size: 20px; margin: 0 0 4px; word-break: break-all; }}
+.verdict {{ font-size: 17px; margin: 0 0 12px; }}
+audio {{ width: 100%; margin: 8px 0; }}
+#timeline {{ width: 100%; display: block; cursor: pointer; user-select: none; }}
+#now {{ font-size: 16px; margin: 6px 0 10px; min-height: 1.4em; }}
+#tip {{ position: fixed; pointer-events: none; background: rgba(255,255,255,.96); border: 1px solid #bbb;
+        border-radius: 4px; padding: 6px 8px; font-size: 13px; display: none; box-shadow: 0 2px 6px rgba(0,0,0,.15); }}
+.sw {{ display: inline-block; width: 10px; height: 10px; margin-right: 5px; border-radius: 2px; }}
+.legend span {{ margin-right: 14px; white-space: nowrap; }}
+ol.sections li {{ cursor: pointer; }} ol.sections li:hover {{ text-decoration: underline; }}
+.meta {{ color: #777; font-size: 13px; }}
+</style></head><body>
+<h1>{title}</h1>
+<p class="verdict">{verdict}</p>
+<audio id="player" controls preload="auto" src="{audio_src}"></audio>
+<div id="now"></div>
+<svg id="timeline" viewBox="0 0 1000 300" preserveAspectRatio="none" role="img" aria-label="genre timeline"></svg>
+<p class="legend" id="legend"></p>
+<h2>Sections</h2>
+<ol class="sections" id="sections"></ol>
+<p class="meta">{meta}</p>
+<div id="tip"></div>
+<script id="genre-data" type="application/json">{data}</script>
+<script>
+(function () {{
+  const data = JSON.parse(document.getElementById("genre-data").textContent);
+  const colours = {colours};
+  const mel = "{mel_png}";
+  const svg = document.getElementById("timeline"), player = document.getElementById("player");
+  const NS = "http://www.w3.org/2000/svg", W = 1000, MEL_H = 150, STRIP_Y = 156, STRIP_H = 22, PROB_Y = 184, PROB_H = 110;
+  const dur = data.duration, X = t => t / dur * W;
+  const el = (name, attrs, parent) => {{ const e = document.createElementNS(NS, name);
+    for (const k in attrs) e.setAttribute(k, attrs[k]); (parent || svg).appendChild(e); return e; }};
+  const fmt = s => {{ s = Math.round(s); const h = Math.floor(s / 3600), m = Math.floor(s % 3600 / 60), ss = s % 60;
+    return (h ? h + ":" + String(m).padStart(2, "0") : m) + ":" + String(ss).padStart(2, "0"); }};
+  el("image", {{ href: mel, x: 0, y: 0, width: W, height: MEL_H, preserveAspectRatio: "none" }});
+  for (const row of data.timeline)
+    el("rect", {{ x: X(row.start), y: STRIP_Y, width: Math.max(X(row.end) - X(row.start), 0.5), height: STRIP_H,
+                 fill: colours[row.genre] || "#ddd", "data-genre": row.genre }});
+  const genres = Object.keys(data.probabilities).sort((a, b) => data.probabilities[b] - data.probabilities[a]);
+  for (const g of genres.slice().reverse()) {{
+    const pts = data.timeline.map(r => X((r.start + r.end) / 2).toFixed(2) + "," +
+      (PROB_Y + PROB_H * (1 - r.probabilities[g])).toFixed(2)).join(" ");
+    el("polyline", {{ points: pts, fill: "none", stroke: colours[g], "stroke-width": g === genres[0] ? 2.2 : 1.1,
+                     "vector-effect": "non-scaling-stroke" }});
+  }}
+  const cursor = el("line", {{ id: "cursor", x1: 0, x2: 0, y1: 0, y2: 300, stroke: "#fff", "stroke-width": 2,
+                               "vector-effect": "non-scaling-stroke" }});
+  el("line", {{ x1: 0, x2: W, y1: PROB_Y + PROB_H, y2: PROB_Y + PROB_H, stroke: "#ccc", "vector-effect": "non-scaling-stroke" }});
+  const legend = document.getElementById("legend");
+  for (const g of genres) legend.insertAdjacentHTML("beforeend",
+    `<span><i class="sw" style="background:${{colours[g]}}"></i>${{g}} ${{(100 * data.probabilities[g]).toFixed(0)}}%</span>`);
+  const list = document.getElementById("sections");
+  for (const s of data.sections) {{
+    const li = document.createElement("li");
+    li.innerHTML = `<i class="sw" style="background:${{colours[s.genre] || "#ddd"}}"></i>${{fmt(s.start)}}–${{fmt(s.end)}} ` +
+      `<b>${{s.genre}}</b> ${{s.confidence.toFixed(2)}}`;
+    li.onclick = () => {{ player.currentTime = s.start; }};
+    list.appendChild(li);
+  }}
+  const rowAt = t => data.timeline[Math.min(data.timeline.length - 1, Math.max(0, Math.floor(t / data.timeline[0].end || 0)))];
+  const now = document.getElementById("now");
+  function show(t) {{
+    cursor.setAttribute("x1", X(t)); cursor.setAttribute("x2", X(t));
+    const r = rowAt(t);
+    now.innerHTML = `<span id="now-time">${{fmt(t)}}</span> — <b id="now-genre" style="color:${{colours[r.genre] || "#555"}}">` +
+      `${{r.genre}}</b> <span id="now-conf">${{r.confidence.toFixed(2)}}</span>`;
+    svg.dataset.cursorTime = t;
+  }}
+  const timeAt = ev => {{ const b = svg.getBoundingClientRect(); return Math.min(dur, Math.max(0, (ev.clientX - b.left) / b.width * dur)); }};
+  svg.addEventListener("click", ev => {{ const t = timeAt(ev); player.currentTime = t; show(t); }});
+  const tip = document.getElementById("tip");
+  svg.addEventListener("mousemove", ev => {{
+    const r = rowAt(timeAt(ev));
+    const probs = Object.entries(r.probabilities).sort((a, b) => b[1] - a[1]).slice(0, 5)
+      .map(([g, p]) => `<div><i class="sw" style="background:${{colours[g]}}"></i>${{g}} ${{p.toFixed(2)}}</div>`).join("");
+    tip.innerHTML = `<b>${{fmt(r.start)}}–${{fmt(r.end)}}</b>${{probs}}`;
+    tip.style.display = "block"; tip.style.left = (ev.clientX + 14) + "px"; tip.style.top = (ev.clientY + 14) + "px";
+  }});
+  svg.addEventListener("mouseleave", () => {{ tip.style.display = "none"; }});
+  player.addEventListener("timeupdate", () => show(player.currentTime));
+  player.addEventListener("seeked", () => show(player.currentTime));
+  (function tick() {{ if (!player.paused) show(player.currentTime); requestAnimationFrame(tick); }})();
+  show(0);
+}})();
+</script></body></html>
+"""
+
+
+def html_report(
+    result: Result,
+    *,
+    audio_src: str | None = None,
+    audio_bytes: bytes | None = None,
+    audio_mime: str = "audio/mpeg",
+    melgram: np.ndarray | None = None,
+    audio: Any = None,
+    sr: int | None = None,
+) -> str:
+    """A self-contained HTML page: player, melgram, timeline with cursor, sections.
+
+    Parameters
+    ----------
+    result : Result
+        What :func:`genre_infer.classify` returned.
+    audio_src : str, optional
+        URL or relative path the player loads (``link`` mode).
+    audio_bytes : bytes, optional
+        The audio file's bytes, embedded as a data URI (``embed`` mode; wins over ``audio_src``).
+    audio_mime : str
+        MIME type of ``audio_bytes``.
+    melgram : np.ndarray, optional
+        A precomputed :func:`display_melgram`; otherwise computed from ``audio`` or ``result.source``.
+    audio, sr : optional
+        The audio for the melgram when ``result.source`` is not a file.
+
+    Returns
+    -------
+    str
+        The HTML document; its ``genre-data`` script element holds ``result.to_dict()``.
+    """
+    if melgram is None:
+        src = audio if audio is not None else result.source
+        melgram = display_melgram(src, sr) if src is not None else np.zeros((64, 1), np.float32)
+    if audio_bytes is not None:
+        player_src = f"data:{audio_mime};base64,{base64.b64encode(audio_bytes).decode('ascii')}"
+    else:
+        player_src = audio_src or ""
+    d = result.to_dict()
+    if result.source is not None:
+        d["file"] = display_path(result.source)
+    data = json.dumps(d, ensure_ascii=False).replace("</", "<\\/")
+    name = Path(d["file"]).name if d["file"] else "audio"
+    return _TEMPLATE.format(
+        title=html.escape(name),
+        verdict=html.escape(_verdict_text(result)),
+        audio_src=html.escape(player_src, quote=True),
+        meta=html.escape(f"{format_time(result.duration)} · model {result.model_name} {result.model_version} · "
+                         "made by genre-infer"),
+        data=data,
+        colours=json.dumps(genre_colours(result.labels)),
+        mel_png="data:image/png;base64," + base64.b64encode(_png(melgram)).decode("ascii"),
+    )
+
+
+def audio_for_html(path: str | os.PathLike[str], mode: str, report_path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Keyword arguments of :func:`html_report` for an audio file: embedded or linked."""
+    path = Path(path)
+    if mode == "embed":
+        return {"audio_bytes": path.read_bytes(), "audio_mime": _MIME.get(path.suffix.lower(), "audio/mpeg")}
+    rel = os.path.relpath(path.resolve(), Path(report_path).resolve().parent)
+    return {"audio_src": Path(rel).as_posix()}
+
+
+def html_index(entries: list[tuple[str, str, Result]]) -> str:
+    """An index page linking several reports: ``(report href, display name, result)`` per song."""
+    colours = genre_colours(entries[0][2].labels) if entries else {}
+    rows = "\n".join(
+        f'<tr><td><a href="{html.escape(href, quote=True)}">{html.escape(name)}</a></td>'
+        f'<td>{format_time(r.duration)}</td><td><i class="sw" style="background:{colours.get(r.genre, "#ddd")}"></i>'
+        f"{html.escape(r.genre)} {r.confidence:.0%}</td>"
+        f"<td>{html.escape(' · '.join(f'{format_time(s.start)} {s.genre}' for s in r.sections))}</td></tr>"
+        for href, name, r in entries
+    )
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>genre-infer reports</title>
+<style>body {{ font: 15px/1.45 system-ui, sans-serif; margin: 24px auto; max-width: 1100px; padding: 0 16px; }}
+table {{ border-collapse: collapse; width: 100%; }} td, th {{ text-align: left; padding: 4px 10px; border-bottom: 1px solid #eee; }}
+.sw {{ display: inline-block; width: 10px; height: 10px; margin-right: 5px; border-radius: 2px; }}</style></head>
+<body><h1>genre-infer: {len(entries)} songs</h1>
+<table><tr><th>song</th><th>length</th><th>genre</th><th>sections</th></tr>
+{rows}
+</table></body></html>
+"""
