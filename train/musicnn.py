@@ -1,0 +1,122 @@
+"""musicnn (Pons & Serra, 2019) in PyTorch, for weights converted by :mod:`train.pretrained`.
+
+The architecture, re-implemented from the paper and the layer list of the
+``musicnn`` wheel's MSD_musicnn checkpoint:
+
+- input batch norm over the ``(frames, 96)`` log-mel patch;
+- front end: two *timbral* convolutions (7 frames x 38 and x 67 mel bands, 204
+  filters each) and three *temporal* ones (128, 64 and 32 frames x 1 band, 51
+  filters each), each conv → ReLU → batch norm → max over frequency;
+- mid end: three 1-D convolutions over time (7 frames, 64 filters) with
+  residual connections; the front end's and each mid-end layer's outputs are
+  concatenated (561 + 3 x 64 = 753 channels);
+- back end: max and mean over time (1506 features) → batch norm → dense 200
+  (ReLU, batch norm; the "penultimate" embedding) → dense 50 tag logits.
+
+TensorFlow's layout is mirrored where it matters: conv → ReLU → BN order,
+batch-norm epsilon 1e-3, "same" padding of even kernels (one more frame after
+than before), and the (max, mean) interleaving of the pooled features. Every
+layer is convolutional or pools over time, so any number of frames (≥ 1) works.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["Musicnn", "N_MELS", "PATCH_FRAMES", "MSD_TAGS"]
+
+N_MELS = 96
+PATCH_FRAMES = 187  # 3 s at 16 kHz with a 256-sample hop, as musicnn was trained
+BN_EPS = 1e-3
+MSD_TAGS = (
+    "rock", "pop", "alternative", "indie", "electronic", "female vocalists", "dance", "00s",
+    "alternative rock", "jazz", "beautiful", "metal", "chillout", "male vocalists", "classic rock",
+    "soul", "indie rock", "Mellow", "electronica", "80s", "folk", "90s", "chill", "instrumental",
+    "punk", "oldies", "blues", "hard rock", "ambient", "acoustic", "experimental", "female vocalist",
+    "guitar", "Hip-Hop", "70s", "party", "country", "easy listening", "sexy", "catchy", "funk",
+    "electro", "heavy metal", "Progressive rock", "60s", "rnb", "indie pop", "sad", "House", "happy",
+)
+
+
+class _ConvBN(nn.Module):
+    """conv → ReLU → batch norm, TensorFlow's order in musicnn."""
+
+    def __init__(self, c_in: int, c_out: int, kernel: tuple[int, int]) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(c_in, c_out, kernel)
+        self.bn = nn.BatchNorm2d(c_out, eps=BN_EPS)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.bn(F.relu(self.conv(x)))
+
+
+class Musicnn(nn.Module):
+    """MSD_musicnn: 96-band log-mel patches ``(batch, frames, 96)`` → 50 tag logits.
+
+    Parameters
+    ----------
+    n_tags : int
+        Output tags (50 for the pretrained MSD checkpoint).
+    dropout : float
+        Dropout before each dense layer (0.5 in the original training).
+    """
+
+    def __init__(self, n_tags: int = 50, dropout: float = 0.5) -> None:
+        super().__init__()
+        self.input_bn = nn.BatchNorm2d(1, eps=BN_EPS)
+        self.timbral74 = _ConvBN(1, 204, (7, int(0.4 * N_MELS)))
+        self.timbral77 = _ConvBN(1, 204, (7, int(0.7 * N_MELS)))
+        self.temporal128 = _ConvBN(1, 51, (128, 1))
+        self.temporal64 = _ConvBN(1, 51, (64, 1))
+        self.temporal32 = _ConvBN(1, 51, (32, 1))
+        self.mid1 = _ConvBN(1, 64, (7, 561))
+        self.mid2 = _ConvBN(1, 64, (7, 64))
+        self.mid3 = _ConvBN(1, 64, (7, 64))
+        self.pool_bn = nn.BatchNorm1d(2 * 753, eps=BN_EPS)
+        self.penultimate = nn.Linear(2 * 753, 200)
+        self.penultimate_bn = nn.BatchNorm1d(200, eps=BN_EPS)
+        self.tags = nn.Linear(200, n_tags)
+        self.dropout = nn.Dropout(dropout)
+
+    @staticmethod
+    def _same_time(x: torch.Tensor, k: int) -> torch.Tensor:
+        # TensorFlow "same": (k - 1) // 2 frames before, the rest after
+        return F.pad(x, (0, 0, (k - 1) // 2, k - 1 - (k - 1) // 2))
+
+    def frame_features(self, x: torch.Tensor) -> torch.Tensor:
+        """Front and mid end: ``(batch, frames, 96)`` → ``(batch, 753, frames)`` per-frame features."""
+        x = self.input_bn(x.unsqueeze(1))                       # (B, 1, T, 96)
+        pad7 = F.pad(x, (0, 0, 3, 3))
+        front = [
+            self.timbral74(pad7).amax(dim=3),                   # (B, 204, T)
+            self.timbral77(pad7).amax(dim=3),
+            self.temporal128(self._same_time(x, 128)).amax(dim=3),  # (B, 51, T)
+            self.temporal64(self._same_time(x, 64)).amax(dim=3),
+            self.temporal32(self._same_time(x, 32)).amax(dim=3),
+        ]
+        f = torch.cat(front, dim=1)                             # (B, 561, T)
+
+        def mid(layer: _ConvBN, h: torch.Tensor) -> torch.Tensor:
+            # h (B, C, T) seen as a one-channel image (T, C), convolved over all of C
+            return layer(F.pad(h.transpose(1, 2).unsqueeze(1), (0, 0, 3, 3))).squeeze(3)
+
+        m1 = mid(self.mid1, f)                                  # (B, 64, T)
+        m2 = mid(self.mid2, m1) + m1
+        m3 = mid(self.mid3, m2) + m2
+        return torch.cat([f, m1, m2, m3], dim=1)                # (B, 753, T)
+
+    @staticmethod
+    def pool(frames: torch.Tensor) -> torch.Tensor:
+        """Max and mean over time, interleaved per channel as musicnn flattens them → ``(B, 1506)``."""
+        return torch.stack([frames.amax(dim=2), frames.mean(dim=2)], dim=2).flatten(1)
+
+    def embed(self, pooled: torch.Tensor) -> torch.Tensor:
+        """Pooled features → the 200-d penultimate embedding (after its batch norm)."""
+        h = self.dropout(self.pool_bn(pooled))
+        return self.penultimate_bn(F.relu(self.penultimate(h)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(batch, frames, 96)`` log-mel patches → ``(batch, n_tags)`` logits."""
+        return self.tags(self.dropout(self.embed(self.pool(self.frame_features(x)))))
