@@ -1,0 +1,91 @@
+"""The musicnn port, its checkpoint mapping, and exporting a musicnn-based genre network."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from train.musicnn import PATCH_FRAMES, Musicnn  # noqa: E402
+from train.pretrained import musicnn_state_dict  # noqa: E402
+from train.transfer import MUSICNN_SPEC, GenreMusicnn, Head, HeadConfig, export_network  # noqa: E402
+
+
+def _fake_tf_vars(net: Musicnn) -> dict[str, np.ndarray]:
+    """The TensorFlow variables that would hold ``net``'s weights (inverse of the mapping)."""
+    sd = {k: v.numpy() for k, v in net.state_dict().items()}
+    out: dict[str, np.ndarray] = {}
+    bns = ["input_bn"] + [f"{n}.bn" for n in ["timbral74", "timbral77", "temporal128", "temporal64", "temporal32",
+                                               "mid1", "mid2", "mid3"]] + ["pool_bn", "penultimate_bn"]
+    for i, name in enumerate(bns):
+        scope = "batch_normalization" + (f"_{i}" if i else "")
+        out[f"{scope}/gamma"] = sd[f"{name}.weight"]
+        out[f"{scope}/beta"] = sd[f"{name}.bias"]
+        out[f"{scope}/moving_mean"] = sd[f"{name}.running_mean"]
+        out[f"{scope}/moving_variance"] = sd[f"{name}.running_var"]
+        out[f"{scope}/gamma/Adam"] = np.zeros(1)  # optimizer slots are ignored
+    for i, name in enumerate(["timbral74", "timbral77", "temporal128", "temporal64", "temporal32", "mid1", "mid2", "mid3"]):
+        scope = "conv2d" + (f"_{i}" if i else "")
+        out[f"{scope}/kernel"] = sd[f"{name}.conv.weight"].transpose(2, 3, 1, 0)
+        out[f"{scope}/bias"] = sd[f"{name}.conv.bias"]
+    for i, name in enumerate(["penultimate", "tags"]):
+        scope = "dense" + (f"_{i}" if i else "")
+        out[f"{scope}/kernel"] = sd[f"{name}.weight"].T
+        out[f"{scope}/bias"] = sd[f"{name}.bias"]
+    return out
+
+
+def _randomised() -> Musicnn:
+    torch.manual_seed(0)
+    net = Musicnn()
+    for m in net.modules():
+        if isinstance(m, torch.nn.BatchNorm2d | torch.nn.BatchNorm1d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+            m.weight.data.uniform_(0.5, 1.5)
+    return net.eval()
+
+
+def test_any_number_of_frames() -> None:
+    net = _randomised()
+    with torch.no_grad():
+        for frames in (PATCH_FRAMES, 63, 300):
+            x = torch.randn(2, frames, 96)
+            assert net(x).shape == (2, 50)
+            assert net.frame_features(x).shape == (2, 753, frames)
+
+
+def test_checkpoint_mapping_round_trip() -> None:
+    net = _randomised()
+    state = {k: torch.from_numpy(v) for k, v in musicnn_state_dict(_fake_tf_vars(net)).items()}
+    other = Musicnn()
+    missing, unexpected = other.load_state_dict(state, strict=False)
+    assert unexpected == [] and all(k.endswith("num_batches_tracked") for k in missing)
+    x = torch.randn(3, PATCH_FRAMES, 96)
+    with torch.no_grad():
+        torch.testing.assert_close(other.eval()(x), net(x))
+
+
+def test_missing_variable_fails_loudly() -> None:
+    tf_vars = _fake_tf_vars(_randomised())
+    del tf_vars["conv2d_3/kernel"]
+    with pytest.raises(KeyError, match="conv2d_3/kernel"):
+        musicnn_state_dict(tf_vars)
+
+
+def test_genre_network_exports_and_runs(tmp_path: Path) -> None:
+    from genre_infer import load_model
+    from genre_infer.model import ModelInfo
+    from signals import rhythm
+
+    backbone = _randomised()
+    head = Head(backbone, 3, HeadConfig(kind="mlp", hidden=16)).eval()
+    net = GenreMusicnn(backbone, head).eval()
+    info = ModelInfo("musicnn-test", "0", ("a", "b", "c"), MUSICNN_SPEC, extra={"metrics": {}})
+    windows = np.random.default_rng(0).normal(1.0, 0.5, (4, PATCH_FRAMES, 96)).astype(np.float32)
+    out = tmp_path / "m.onnx"
+    diff = export_network(net, info, windows, out)
+    assert diff < 1e-4
+    result = load_model(out).classify(rhythm(22050, 5.0), sr=22050)
+    assert result.genre in ("a", "b", "c") and len(result.timeline) == 5
