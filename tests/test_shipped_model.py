@@ -1,0 +1,43 @@
+"""The shipped default model keeps the accuracy its model card states (needs the shared GTZAN clips)."""
+
+from pathlib import Path
+
+import pytest
+
+from conftest import DATA
+from genre_infer import load_model
+
+MARGIN = 0.05  # a regression is more than one test clip in twenty
+
+
+def _clips(split: str) -> list[tuple[Path, str]]:
+    listing = DATA / f"{split}.txt"
+    if not listing.is_file():
+        pytest.skip(f"the shared data is absent ({listing})")
+    return [(DATA / rel, rel.split("/")[1]) for rel in listing.read_text().split()]
+
+
+@pytest.fixture(scope="module")
+def clf():  # type: ignore[no-untyped-def]
+    return load_model(device="cpu")
+
+
+def test_held_out_track_accuracy_matches_the_card(clf) -> None:  # type: ignore[no-untyped-def]
+    stated = clf.model.info.extra["metrics"]["test"]
+    clips = _clips("test")
+    results = [(clf.classify(path), genre) for path, genre in clips]
+    correct = sum(r.genre == genre for r, genre in results)
+    accuracy = correct / len(clips)
+    assert len(clips) == stated["tracks"]
+    assert accuracy >= stated["track_accuracy"] - MARGIN, (
+        f"test track accuracy {accuracy:.2f} < card's {stated['track_accuracy']:.2f} - {MARGIN}")
+    windows = sum(len(r.timeline) for r, _ in results)
+    right = sum(row.genre == genre for r, genre in results for row in r.timeline)
+    assert right / windows >= 0.5, "per-second accuracy collapsed"
+
+
+def test_probabilities_are_calibrated_probabilities(clf) -> None:  # type: ignore[no-untyped-def]
+    path, _ = _clips("test")[0]
+    r = clf.classify(path)
+    assert abs(float(r.probabilities.sum()) - 1) < 1e-4
+    assert clf.model.info.temperature > 0
