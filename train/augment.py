@@ -6,6 +6,9 @@ front end, because a gain ``g`` (power ratio) multiplies the mel power ``S``:
 - ``log10_1p``: ``x = log10(1 + C S)`` becomes ``log10(1 + g (10**x - 1))``;
 - ``db``: ``x`` becomes ``x + 10 log10 g``;
 - ``mfcc`` (orthonormal DCT of dB mel): only ``c0`` moves, by ``10 log10(g) * sqrt(n_mels)``.
+
+The ``db`` forms are exact wherever the mel power is above the ``1e-10``
+(-100 dB) floor of :mod:`genre_infer.features`; digital silence stays at the floor.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ def apply_gain(x: np.ndarray, gain_db: float, spec: FeatureSpec) -> np.ndarray:
         out[..., 0] += np.float32(gain_db * np.sqrt(spec.n_mels))
         return out
     if spec.compression == "db":
-        return (x + np.float32(gain_db)).astype(np.float32)
+        return np.maximum(x + np.float32(gain_db), np.float32(-100.0)).astype(np.float32)  # the -100 dB floor
     g = 10.0 ** (gain_db / 10.0)
     return np.log10(1.0 + g * np.expm1(x.astype(np.float64) * np.log(10.0))).astype(np.float32)
 

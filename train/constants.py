@@ -14,6 +14,10 @@ CACHE_DIR = REPO_ROOT / ".cache" / "features"
 RUNS_DIR = REPO_ROOT / "runs"
 RESULTS_CSV = "results.csv"
 
+#: Environment variable that overrides torch's CPU thread count (default: every core).
+#: One thread is faster when other processes already load the CPU.
+THREADS_ENV = "TRAIN_THREADS"
+
 #: Fixed seed for splits, initialisation, sampling and augmentation.
 SEED = 0
 

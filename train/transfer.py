@@ -395,6 +395,7 @@ def export_network(net: nn.Module, info: Any, windows: np.ndarray, out: Path) ->
         loaded = genre_infer.load_model(tmp, device="cpu")
         if tuple(loaded.labels) != tuple(info.labels) or loaded.model.features != info.features:
             raise RuntimeError("genre_infer reads different labels or features than were written")
+        tmp.chmod(0o644)  # mkstemp makes it private; a shipped model is for everyone to read
         os.replace(tmp, out)
     finally:
         if tmp.exists():

@@ -1,0 +1,145 @@
+"""Unit tests of the training wing: splits, gain augmentation, export metadata and parity."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("onnx")
+sf = pytest.importorskip("soundfile")
+
+from genre_infer import features as gi_features  # noqa: E402
+from genre_infer.constants import METADATA_KEY  # noqa: E402
+from genre_infer.features import FeatureSpec  # noqa: E402
+from test_train_e2e import GENRES, SR, make_tree, synth  # noqa: E402
+from train import augment, data, export, metrics  # noqa: E402
+from train.fit import FitConfig, fit  # noqa: E402
+
+
+def test_stratified_split_keeps_each_track_on_one_side(tmp_path: Path) -> None:
+    root = make_tree(tmp_path / "d", per_genre=10)
+    for s in ("train", "valid", "test"):
+        (root / f"{s}.txt").unlink()
+    tracks, labels = data.discover(root)
+    assert labels == sorted(GENRES)
+    how = data.assign_splits(tracks, root, seed=3)
+    assert how.startswith("stratified")
+    assert all(t.split in ("train", "valid", "test") for t in tracks)
+    rels = [t.rel for t in tracks]
+    assert len(rels) == len(set(rels))
+    for g in GENRES:  # every genre on every side
+        assert {t.split for t in tracks if t.genre == g} == {"train", "valid", "test"}
+    again, _ = data.discover(root)
+    data.assign_splits(again, root, seed=3)
+    assert [t.split for t in again] == [t.split for t in tracks]
+
+
+def test_split_lists_are_used_and_overlap_refused(tmp_path: Path) -> None:
+    root = make_tree(tmp_path / "d", per_genre=4)
+    tracks, _ = data.discover(root)
+    assert data.assign_splits(tracks, root) == "lists"
+    sides = {t.rel: t.split for t in tracks}
+    assert sides["audio/chords/chords.00.wav"] == "valid" and sides["audio/chords/chords.03.wav"] == "train"
+    (root / "extra.txt").write_text("audio/chords/chords.03.wav\n")  # also in train.txt
+    tracks, _ = data.discover(root)
+    with pytest.raises(ValueError, match="both"):
+        data.assign_splits(tracks, root)
+
+
+@pytest.mark.parametrize("kind,compression", [("melgram", "log10_1p"), ("melgram", "db"), ("mfcc", "log10_1p")])
+def test_gain_augmentation_is_exact(kind: str, compression: str) -> None:
+    spec = FeatureSpec(kind=kind, compression=compression)  # type: ignore[arg-type]
+    hiss = np.random.default_rng(0).standard_normal(SR * 2).astype(np.float32)
+    y = synth("chords", 1)[: SR * 2] + 0.01 * synth("bursts", 1)[: SR * 2] + 1e-3 * hiss  # above the dB floor
+    gain_db = 7.5
+    louder = gi_features.compute((y * 10 ** (gain_db / 20)).astype(np.float32), spec)
+    shifted = augment.apply_gain(gi_features.compute(y, spec), gain_db, spec)
+    np.testing.assert_allclose(shifted, louder, rtol=1e-4, atol=2e-3)
+
+
+def test_cache_reuses_features(tmp_path: Path) -> None:
+    f = tmp_path / "a.wav"
+    sf.write(f, synth("clicks", 0), SR)
+    spec = FeatureSpec(segment_frames=63)
+    x1, n1 = data.load_features(f, spec, tmp_path / "cache")
+    files = list((tmp_path / "cache").rglob("*.npy"))
+    assert len(files) == 1
+    x2, n2 = data.load_features(f, replace(spec, segment_frames=187, mean=1.0, std=2.0), tmp_path / "cache")
+    assert list((tmp_path / "cache").rglob("*.npy")) == files  # windowing/standardisation share the cache
+    np.testing.assert_array_equal(x1, x2)
+    assert n1 == n2 == len(synth("clicks", 0))
+
+
+def test_track_verdict_matches_runtime_windows() -> None:
+    spec = FeatureSpec(segment_frames=63)
+    x = np.zeros((300, spec.n_bands), np.float32)
+    windows, starts_s = metrics.track_windows(x, spec)
+    assert windows.shape[1:] == (63, spec.n_bands)
+    assert starts_s[-1] == pytest.approx((300 - 63) * spec.hop_length / spec.sr)
+    probs = np.tile(np.array([[0.2, 0.8]], np.float32), (len(windows), 1))
+    np.testing.assert_allclose(metrics.track_verdict(probs, starts_s, spec, 299 * 256), [0.2, 0.8], rtol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    tmp = tmp_path_factory.mktemp("tiny")
+    root = make_tree(tmp / "data", per_genre=5)
+    cfg = FitConfig(data=str(root), name="unit", segment_s=1.0, channels=(4, 8), epochs=2, patience=2,
+                    crops_per_track=2, batch_size=8, mixup_alpha=0.0)
+    run = fit(cfg, tmp / "runs", tmp / "cache", verbose=False)
+    return run, tmp / "cache"
+
+
+def test_export_metadata_round_trip(tiny_run: tuple[Path, Path], tmp_path: Path) -> None:
+    import genre_infer
+    import onnx
+
+    run, cache = tiny_run
+    out = tmp_path / "m.onnx"
+    meta = export.export(run, out, "unit-model", "9.9.9", cache)
+    assert out.stat().st_mode & 0o044 == 0o044  # readable by group and others (not mkstemp's 0600)
+    model = onnx.load(str(out))
+    props = [p for p in model.metadata_props if p.key == METADATA_KEY]
+    assert len(props) == 1
+    stored = json.loads(props[0].value)
+    assert stored == json.loads(json.dumps(meta))
+    clf = genre_infer.load_model(out, device="cpu")
+    cfg = json.loads((run / "config.json").read_text())
+    assert clf.name == "unit-model" and clf.version == "9.9.9"
+    assert list(clf.labels) == cfg["labels"]
+    assert clf.model.features == FeatureSpec.from_dict(cfg["features"])
+    assert clf.model.info.temperature == pytest.approx(stored["temperature"])
+    extra = clf.model.info.extra
+    assert extra["training"]["seed"] == 0 and extra["training"]["split"]["how"] == "lists"
+    assert {"segment_accuracy", "track_macro_f1"} <= set(extra["metrics"]["valid"])
+    assert extra["parameters"] > 0
+    # dynamic batch
+    for n in (1, 5):
+        assert clf.model.logits(np.zeros((n, 63, 96), np.float32)).shape == (n, len(GENRES))
+
+
+def test_parity_check_detects_mismatch(tiny_run: tuple[Path, Path], tmp_path: Path) -> None:
+    from train.fit import load_run
+
+    run, _ = tiny_run
+    net, _, spec, _, _ = load_run(run)
+    path = tmp_path / "p.onnx"
+    export.onnx_export(net, spec, path)
+    w = np.random.default_rng(0).standard_normal((7, spec.segment_frames, spec.n_bands)).astype(np.float32)
+    assert export.parity(net, path, w) < 1e-4
+    with torch.no_grad():
+        net.head.bias += 0.01
+    assert export.parity(net, path, w) > 1e-3
+
+
+def test_temperature_fit_recovers_scale() -> None:
+    rng = np.random.default_rng(0)
+    true = rng.standard_normal((2000, 4)) * 2.0
+    labels = np.array([rng.choice(4, p=np.exp(r) / np.exp(r).sum()) for r in true])
+    t = export.fit_temperature(true * 3.0, labels)  # logits 3x too confident
+    assert t == pytest.approx(3.0, rel=0.15)

@@ -1,0 +1,163 @@
+"""``python -m train prepare|fit|search|evaluate|export`` (``--help`` on each)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import fields
+from pathlib import Path
+from typing import Sequence
+
+from .constants import CACHE_DIR, RUNS_DIR, SEED
+
+
+def _add_recipe(p: argparse.ArgumentParser) -> None:
+    from .fit import FitConfig
+
+    d = FitConfig()
+    p.add_argument("--data", required=True, help="data root: <root>/audio/<genre>/* or <root>/<genre>/*")
+    p.add_argument("--name", default=d.name, help="run name (folder runs/<timestamp>-<name>)")
+    p.add_argument("--kind", choices=["melgram", "mfcc"], default=d.kind, help="front end")
+    p.add_argument("--segment-s", type=float, default=d.segment_s, help="window length in seconds (1 or 3)")
+    p.add_argument("--n-mfcc", type=int, default=d.n_mfcc)
+    p.add_argument("--net", default=d.net, help="registered architecture")
+    p.add_argument("--channels", type=lambda s: tuple(int(c) for c in s.split(",")), default=d.channels,
+                   help="conv block channels, comma-separated")
+    p.add_argument("--activation", choices=["relu", "elu", "leaky_relu", "gelu"], default=d.activation)
+    p.add_argument("--dropout", type=float, default=d.dropout)
+    p.add_argument("--optimizer", choices=["sgd", "adam", "adamw", "adagrad"], default=d.optimizer)
+    p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--weight-decay", type=float, default=d.weight_decay)
+    p.add_argument("--scheduler", choices=["step", "cosine", "onecycle", "plateau", "none"], default=d.scheduler)
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--epochs", type=int, default=d.epochs)
+    p.add_argument("--patience", type=int, default=d.patience, help="early-stopping patience (epochs)")
+    p.add_argument("--crops-per-track", type=int, default=d.crops_per_track)
+    p.add_argument("--gain-db", type=float, default=d.gain_db, help="random gain range ±dB (0: off)")
+    p.add_argument("--freq-mask", type=int, default=d.freq_mask, help="SpecAugment band mask width (0: off)")
+    p.add_argument("--time-mask", type=int, default=d.time_mask, help="SpecAugment frame mask width (0: off)")
+    p.add_argument("--mixup-alpha", type=float, default=d.mixup_alpha, help="mixup Beta(a, a) (0: off)")
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--max-minutes", type=float, default=d.max_minutes, help="stop after this long (0: no limit)")
+
+
+def _config(a: argparse.Namespace):  # noqa: ANN202
+    from .fit import FitConfig
+
+    names = {f.name for f in fields(FitConfig)}
+    return FitConfig(**{k: v for k, v in vars(a).items() if k in names})
+
+
+def cmd_prepare(a: argparse.Namespace) -> int:
+    from . import data
+    from .fit import FitConfig, make_spec
+
+    tracks, labels = data.discover(a.data)
+    how = data.assign_splits(tracks, a.data, a.seed)
+    desc = data.split_description(tracks, how)
+    print(json.dumps({"labels": labels, "split": desc["how"], "tracks": desc["tracks"]}))
+    for kind in a.kinds:
+        spec = make_spec(FitConfig(kind=kind))
+        used = [t for t in tracks if t.split]
+        clips = data.load_clips(used, labels, spec, a.cache)
+        print(f"{kind}: {len(clips)} tracks cached under {Path(a.cache) / data.feature_key(spec)}")
+    return 0
+
+
+def cmd_fit(a: argparse.Namespace) -> int:
+    from .fit import fit
+
+    run = fit(_config(a), a.runs, a.cache)
+    print(run)
+    return 0
+
+
+def cmd_search(a: argparse.Namespace) -> int:
+    from .search import search
+
+    out = search(_config(a), a.trials, a.mode, a.runs, a.cache, seed=a.search_seed)
+    print(out)
+    return 0
+
+
+def cmd_evaluate(a: argparse.Namespace) -> int:
+    from .evaluate import evaluate
+
+    out = evaluate(a.target, a.data, a.split, a.out, a.cache)
+    print(out)
+    return 0
+
+
+def cmd_export(a: argparse.Namespace) -> int:
+    from .export import export
+
+    export(a.run, a.out, a.model_name, a.model_version, a.cache, calibrate=not a.no_calibrate,
+           test_metrics=a.test_metrics)
+    print(a.out)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``python -m train``."""
+    p = argparse.ArgumentParser(prog="python -m train", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    q = sub.add_parser("prepare", help="split the data and cache features",
+                       description="Assign splits (lists or stratified) and cache whole-track features.")
+    q.add_argument("--data", required=True, help="data root")
+    q.add_argument("--kinds", nargs="+", default=["melgram"], choices=["melgram", "mfcc"])
+    q.add_argument("--seed", type=int, default=SEED)
+    q.add_argument("--cache", default=str(CACHE_DIR))
+    q.set_defaults(func=cmd_prepare)
+
+    q = sub.add_parser("fit", help="train one configuration",
+                       description="Train on train+extra, early-stop on validation macro-F1, write a run folder.")
+    _add_recipe(q)
+    q.add_argument("--runs", default=str(RUNS_DIR))
+    q.add_argument("--cache", default=str(CACHE_DIR))
+    q.set_defaults(func=cmd_fit)
+
+    q = sub.add_parser("search", help="hyper-parameter search ranked on validation",
+                       description="Random or grid search over lr, batch size, activation, optimizer, "
+                                   "scheduler and front end; ranked on validation macro-F1 only.")
+    _add_recipe(q)
+    q.add_argument("--trials", type=int, default=8)
+    q.add_argument("--mode", choices=["random", "grid"], default="random")
+    q.add_argument("--search-seed", type=int, default=SEED)
+    q.add_argument("--runs", default=str(RUNS_DIR))
+    q.add_argument("--cache", default=str(CACHE_DIR))
+    q.set_defaults(func=cmd_search)
+
+    q = sub.add_parser("evaluate", help="score a run folder or an exported .onnx on a split",
+                       description="Segment/track accuracy and macro-F1, per-genre report, confusion "
+                                   "matrix (text + PNG), per-source accuracy.")
+    q.add_argument("target", help="run folder (torch) or .onnx file (via genre_infer)")
+    q.add_argument("--data", required=True)
+    q.add_argument("--split", default="valid", choices=["train", "valid", "test", "extra"])
+    q.add_argument("--out", default=None, help="output folder (default: <run>/eval-<split>)")
+    q.add_argument("--cache", default=str(CACHE_DIR))
+    q.set_defaults(func=cmd_evaluate)
+
+    q = sub.add_parser("export", help="export a run to ONNX with genre-infer metadata",
+                       description="ONNX export (dynamic batch), temperature calibration on validation, "
+                                   "metadata, onnxruntime-vs-torch parity check, genre_infer load check.")
+    q.add_argument("run", help="run folder")
+    q.add_argument("--out", required=True, help="output .onnx path (written atomically)")
+    q.add_argument("--model-name", default="genre-cnn")
+    q.add_argument("--model-version", default="0.1.0")
+    q.add_argument("--no-calibrate", action="store_true", help="keep temperature 1")
+    q.add_argument("--test-metrics", default=None, help="metrics.json of a test evaluation to embed")
+    q.add_argument("--cache", default=str(CACHE_DIR))
+    q.set_defaults(func=cmd_export)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point."""
+    a = build_parser().parse_args(argv)
+    return int(a.func(a))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,180 @@
+"""Export a run to ONNX with genre-infer metadata, calibrated and checked.
+
+Steps: rebuild the run's best network; fit a softmax temperature on the
+validation windows' logits (LBFGS on the NLL) and report the expected
+calibration error before and after; export with a dynamic batch axis
+(input ``features`` ``(batch, frames, bands)``, output ``logits``); write one
+``metadata_props`` entry (:data:`genre_infer.constants.METADATA_KEY`);
+check onnxruntime against torch on real validation windows (max abs diff
+below :data:`PARITY_TOL`, else fail) and that :func:`genre_infer.load_model`
+accepts the file. The target file is replaced atomically only after every
+check passed, so an exported model is always valid.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import warnings
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from genre_infer.constants import METADATA_KEY
+from genre_infer.features import FeatureSpec
+from genre_infer.model import ModelInfo
+
+from . import metrics
+from .constants import CACHE_DIR, OPSET, PARITY_TOL
+from .fit import evaluate_split, load_run, prepare
+
+__all__ = ["fit_temperature", "ece", "onnx_export", "parity", "write_metadata", "export"]
+
+
+def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
+    """Temperature ``T > 0`` minimising the NLL of ``softmax(logits / T)`` (LBFGS on ``log T``)."""
+    z = torch.from_numpy(logits.astype(np.float64))
+    y = torch.from_numpy(labels.astype(np.int64))
+    log_t = torch.zeros(1, dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.LBFGS([log_t], lr=0.5, max_iter=100, line_search_fn="strong_wolfe")
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        loss = nn.functional.cross_entropy(z / log_t.exp(), y)
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    return float(np.clip(log_t.exp().item(), 0.05, 20.0))
+
+
+def ece(probs: np.ndarray, labels: np.ndarray, bins: int = 15) -> float:
+    """Expected calibration error of top-1 confidence (equal-width bins)."""
+    conf = probs.max(1)
+    correct = probs.argmax(1) == labels
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    total = 0.0
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        m = (conf > lo) & (conf <= hi)
+        if m.any():
+            total += m.mean() * abs(correct[m].mean() - conf[m].mean())
+    return float(total)
+
+
+def onnx_export(net: nn.Module, spec: FeatureSpec, path: Path) -> None:
+    """Plain ONNX export (TorchScript exporter) with a dynamic batch axis."""
+    dummy = torch.zeros(2, spec.segment_frames, spec.n_bands)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            net.eval(), (dummy,), str(path), input_names=["features"], output_names=["logits"],
+            dynamic_axes={"features": {0: "batch"}, "logits": {0: "batch"}}, opset_version=OPSET,
+            dynamo=False,
+        )
+
+
+def write_metadata(path: Path, info: ModelInfo) -> None:
+    """Store ``info`` as the model's single genre-infer ``metadata_props`` entry."""
+    import onnx
+
+    model = onnx.load(str(path))
+    for p in list(model.metadata_props):
+        if p.key == METADATA_KEY:
+            model.metadata_props.remove(p)
+    prop = model.metadata_props.add()
+    prop.key = METADATA_KEY
+    prop.value = json.dumps(info.to_metadata())
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+
+
+def parity(net: nn.Module, path: Path, windows: np.ndarray) -> float:
+    """Max abs difference between onnxruntime's and torch's logits on ``windows``."""
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    with torch.no_grad():
+        ref = net.eval()(torch.from_numpy(np.ascontiguousarray(windows, dtype=np.float32))).numpy()
+    got = sess.run(["logits"], {"features": np.ascontiguousarray(windows, dtype=np.float32)})[0]
+    return float(np.max(np.abs(ref - got)))
+
+
+def export(
+    run: str | os.PathLike[str], out: str | os.PathLike[str], name: str, version: str,
+    cache_dir: str | os.PathLike[str] = CACHE_DIR, calibrate: bool = True,
+    test_metrics: str | os.PathLike[str] | None = None, parity_windows: int = 64,
+) -> dict[str, Any]:
+    """Export a run folder's best network to ``out`` (see module docstring).
+
+    Returns
+    -------
+    dict
+        The metadata document written.
+
+    Raises
+    ------
+    RuntimeError
+        Parity above tolerance, or genre_infer refuses the file (``out`` is then untouched).
+    """
+    import genre_infer
+
+    run = Path(run)
+    out = Path(out)
+    net, cfg, spec, labels, ckpt = load_run(run)
+    prep = prepare(cfg.data, cfg, cache_dir, splits=("valid",))
+    if prep.spec != spec:
+        raise RuntimeError("features of the data now differ from the run's (cache or data changed)")
+    dev = torch.device("cpu")
+    valid, preds = evaluate_split(net, prep.clips["valid"], spec, len(labels), dev)
+    logits = np.concatenate([p.window_logits for p in preds])
+    y = np.concatenate([np.full(len(p.window_logits), p.label) for p in preds])
+    temperature = fit_temperature(logits, y) if calibrate else 1.0
+    calib = {"temperature": temperature, "ece_before": ece(metrics.softmax(logits), y),
+             "ece_after": ece(metrics.softmax(logits, temperature), y), "fitted_on": "valid windows"}
+    run_metrics = json.loads((run / "metrics.json").read_text()) if (run / "metrics.json").is_file() else {}
+    metric_doc: dict[str, Any] = {"valid": valid, "calibration": calib}
+    if test_metrics:
+        metric_doc["test"] = json.loads(Path(test_metrics).read_text()).get("scores")
+    extra = {
+        "training": {
+            "data": str(cfg.data), "split": ckpt.get("split"), "config": ckpt["config"], "seed": cfg.seed,
+            "epochs": run_metrics.get("epochs_run"), "best_epoch": run_metrics.get("best_epoch"),
+            "run": run.name, "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "torch": torch.__version__,
+        },
+        "metrics": metric_doc,
+        "parameters": int(ckpt["parameters"]),
+    }
+    info = ModelInfo(name, version, tuple(labels), features=spec, temperature=temperature,
+                     uncertain_below=0.0, extra=extra)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(suffix=".onnx", dir=out.parent, prefix=f".{out.stem}-")
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        onnx_export(net, spec, tmp)
+        write_metadata(tmp, info)
+        windows = np.concatenate([metrics.track_windows(c.x, spec)[0] for c in prep.clips["valid"][:8]])
+        rng = np.random.default_rng(0)
+        windows = windows[rng.permutation(len(windows))[:parity_windows]]
+        diff = parity(net, tmp, windows)
+        if not diff < PARITY_TOL:
+            raise RuntimeError(f"onnxruntime vs torch max abs diff {diff:.3g} >= {PARITY_TOL}")
+        loaded = genre_infer.load_model(tmp, device="cpu")
+        if tuple(loaded.labels) != tuple(labels) or loaded.model.features != spec:
+            raise RuntimeError("genre_infer reads different labels or features than were written")
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a shipped model must be readable
+        os.replace(tmp, out)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    print(f"exported {out}: parity max|diff| {diff:.2e}, T={temperature:.3f}, "
+          f"ECE {calib['ece_before']:.3f} -> {calib['ece_after']:.3f}, valid {json.dumps(valid)}")
+    return info.to_metadata()
