@@ -9,7 +9,8 @@ torch = pytest.importorskip("torch")
 
 from train.musicnn import PATCH_FRAMES, Musicnn  # noqa: E402
 from train.pretrained import musicnn_state_dict  # noqa: E402
-from train.transfer import MUSICNN_SPEC, GenreMusicnn, Head, HeadConfig, export_network  # noqa: E402
+from train.export import write_checked  # noqa: E402
+from train.transfer import MUSICNN_SPEC, GenreMusicnn, Head, HeadConfig  # noqa: E402
 
 
 def _fake_tf_vars(net: Musicnn) -> dict[str, np.ndarray]:
@@ -85,7 +86,7 @@ def test_genre_network_exports_and_runs(tmp_path: Path) -> None:
     info = ModelInfo("musicnn-test", "0", ("a", "b", "c"), MUSICNN_SPEC, extra={"metrics": {}})
     windows = np.random.default_rng(0).normal(1.0, 0.5, (4, PATCH_FRAMES, 96)).astype(np.float32)
     out = tmp_path / "m.onnx"
-    diff = export_network(net, info, windows, out)
+    diff = write_checked(net, info, windows, out)
     assert diff < 1e-4
     result = load_model(out).classify(rhythm(22050, 5.0), sr=22050)
     assert result.genre in ("a", "b", "c") and len(result.timeline) == 5

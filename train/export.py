@@ -33,7 +33,7 @@ from . import metrics
 from .constants import CACHE_DIR, OPSET, PARITY_TOL
 from .fit import evaluate_split, load_run, prepare
 
-__all__ = ["fit_temperature", "ece", "onnx_export", "parity", "write_metadata", "export"]
+__all__ = ["fit_temperature", "ece", "onnx_export", "parity", "write_metadata", "write_checked", "export"]
 
 
 def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
@@ -104,6 +104,39 @@ def parity(net: nn.Module, path: Path, windows: np.ndarray) -> float:
     return float(np.max(np.abs(ref - got)))
 
 
+def write_checked(net: nn.Module, info: ModelInfo, windows: np.ndarray, out: Path) -> float:
+    """Export ``net`` with ``info`` as metadata to ``out``, only once every check has passed.
+
+    The file is written beside ``out`` first; onnxruntime must match torch on ``windows``
+    (max abs logit difference below :data:`PARITY_TOL`) and :func:`genre_infer.load_model`
+    must read back the same labels and features. Then it replaces ``out`` atomically, so an
+    exported model is always valid. Returns the parity difference.
+    """
+    import genre_infer
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(suffix=".onnx", dir=out.parent, prefix=f".{out.stem}-")
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        onnx_export(net, info.features, tmp)
+        write_metadata(tmp, info)
+        diff = parity(net, tmp, windows)
+        if not diff < PARITY_TOL:
+            raise RuntimeError(f"onnxruntime vs torch max abs diff {diff:.3g} >= {PARITY_TOL}")
+        loaded = genre_infer.load_model(tmp, device="cpu")
+        if tuple(loaded.labels) != tuple(info.labels) or loaded.model.features != info.features:
+            raise RuntimeError("genre_infer reads different labels or features than were written")
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a shipped model must be readable
+        os.replace(tmp, out)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return diff
+
+
 def export(
     run: str | os.PathLike[str], out: str | os.PathLike[str], name: str, version: str,
     cache_dir: str | os.PathLike[str] = CACHE_DIR, calibrate: bool = True,
@@ -121,8 +154,6 @@ def export(
     RuntimeError
         Parity above tolerance, or genre_infer refuses the file (``out`` is then untouched).
     """
-    import genre_infer
-
     run = Path(run)
     out = Path(out)
     net, cfg, spec, labels, ckpt = load_run(run)
@@ -152,29 +183,9 @@ def export(
     }
     info = ModelInfo(name, version, tuple(labels), features=spec, temperature=temperature,
                      uncertain_below=0.0, extra=extra)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(suffix=".onnx", dir=out.parent, prefix=f".{out.stem}-")
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        onnx_export(net, spec, tmp)
-        write_metadata(tmp, info)
-        windows = np.concatenate([metrics.track_windows(c.x, spec)[0] for c in prep.clips["valid"][:8]])
-        rng = np.random.default_rng(0)
-        windows = windows[rng.permutation(len(windows))[:parity_windows]]
-        diff = parity(net, tmp, windows)
-        if not diff < PARITY_TOL:
-            raise RuntimeError(f"onnxruntime vs torch max abs diff {diff:.3g} >= {PARITY_TOL}")
-        loaded = genre_infer.load_model(tmp, device="cpu")
-        if tuple(loaded.labels) != tuple(labels) or loaded.model.features != spec:
-            raise RuntimeError("genre_infer reads different labels or features than were written")
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a shipped model must be readable
-        os.replace(tmp, out)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    windows = np.concatenate([metrics.track_windows(c.x, spec)[0] for c in prep.clips["valid"][:8]])
+    rng = np.random.default_rng(0)
+    diff = write_checked(net, info, windows[rng.permutation(len(windows))[:parity_windows]], out)
     print(f"exported {out}: parity max|diff| {diff:.2e}, T={temperature:.3f}, "
           f"ECE {calib['ece_before']:.3f} -> {calib['ece_after']:.3f}, valid {json.dumps(valid)}")
     return info.to_metadata()

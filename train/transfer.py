@@ -39,7 +39,7 @@ from .data import Track, assign_splits, discover
 from .metrics import TrackPrediction, scores, softmax, track_verdict
 from .musicnn import PATCH_FRAMES, Musicnn
 
-__all__ = ["MUSICNN_SPEC", "EmbeddedTrack", "embed_tracks", "HeadConfig", "Head", "GenreMusicnn", "fit_head"]
+__all__ = ["MUSICNN_SPEC", "EmbeddedTrack", "embed_tracks", "HeadConfig", "Head", "GenreMusicnn", "fit_head", "run"]
 
 #: musicnn's features (its training used these, with a float16 round trip we skip).
 MUSICNN_SPEC = FeatureSpec(kind="melgram", sr=16000, n_fft=512, hop_length=256, n_mels=96,
@@ -373,36 +373,6 @@ def _report(head: Head, items: list[EmbeddedTrack], labels: list[str], temperatu
     }
 
 
-def export_network(net: nn.Module, info: Any, windows: np.ndarray, out: Path) -> float:
-    """Export, write metadata, check parity and that genre_infer loads it; replace ``out`` only then."""
-    import tempfile
-
-    import genre_infer
-
-    from .constants import PARITY_TOL
-    from .export import onnx_export, parity, write_metadata
-
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(suffix=".onnx", dir=out.parent, prefix=f".{out.stem}-")
-    os.close(fd)
-    tmp = Path(name)
-    try:
-        onnx_export(net, info.features, tmp)
-        write_metadata(tmp, info)
-        diff = parity(net, tmp, windows)
-        if not diff < PARITY_TOL:
-            raise RuntimeError(f"onnxruntime vs torch max abs diff {diff:.3g} >= {PARITY_TOL}")
-        loaded = genre_infer.load_model(tmp, device="cpu")
-        if tuple(loaded.labels) != tuple(info.labels) or loaded.model.features != info.features:
-            raise RuntimeError("genre_infer reads different labels or features than were written")
-        tmp.chmod(0o644)  # mkstemp makes it private; a shipped model is for everyone to read
-        os.replace(tmp, out)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return diff
-
-
 def run(
     root: str | os.PathLike[str], out_dir: Path, n_aug: int, trials: int, export_to: Path | None,
     name: str, version: str, uncertain_below: float, read_test: bool, log: Any = print,
@@ -412,7 +382,7 @@ def run(
 
     from genre_infer.model import ModelInfo
 
-    from .export import ece, fit_temperature
+    from .export import ece, fit_temperature, write_checked
 
     t_start = time.time()
     items, labels, how = embed_tracks(root, n_aug, log=log)
@@ -500,7 +470,7 @@ def run(
         y0 = gi_audio.load(first.track.path, MUSICNN_SPEC.sr)
         x0 = gi_features.compute(y0, MUSICNN_SPEC)
         windows = gi_features.frame_windows(x0, gi_features.window_starts(len(x0), MUSICNN_SPEC), PATCH_FRAMES)[:16]
-        diff = export_network(net, info, windows, export_to)
+        diff = write_checked(net, info, windows, export_to)
         log(f"exported {export_to} (parity {diff:.2e})")
         result["parity"] = diff
         save_json(out_dir / "result.json", result)
