@@ -277,7 +277,7 @@ def main(
                 bar.update(1)
     except KeyboardInterrupt:
         writer.close()
-        _error(f"interrupted after {len(writer.results) or '?'} results; finished results were kept")
+        _error(f"interrupted after {writer.written} of {len(files)} files; finished results were kept")
         ctx.exit(EXIT_INTERRUPTED)
     except BrokenPipeError:
         sys.stderr.close()

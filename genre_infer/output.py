@@ -123,6 +123,7 @@ class Writer:
         self.top_k, self.timeline = top_k, timeline
         self.results: list[dict[str, Any]] = []
         self.errors: list[dict[str, str]] = []
+        self.written = 0  # results added so far
         self._tmp: tempfile._TemporaryFileWrapper[str] | None = None
         self._stream: IO[str]
         if path is None:
@@ -146,6 +147,7 @@ class Writer:
 
     def add(self, result: Result) -> None:
         """Record one result (written at once for streaming formats)."""
+        self.written += 1
         if self.fmt == "text":
             self._emit(render_text(result, top_k=self.top_k, timeline=self.timeline))
         elif self.fmt == "csv":

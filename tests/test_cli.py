@@ -188,3 +188,27 @@ def test_hostile_files_give_one_line_each(toy_model: Path, audio_dir: Path, tmp_
     out = [json.loads(x) for x in r.stdout.decode().splitlines()]
     ok = {Path(x["file"]).name: x["genre"] for x in out if "genre" in x}
     assert ok.get("caf\\xe9\\xff.wav") == "low" and "corrupt.mp3" in ok
+
+
+def test_ctrl_c_keeps_finished_results_and_exits_130(toy_model: Path, audio_dir: Path, tmp_path: Path) -> None:
+    import os
+    import signal
+    import time
+
+    folder = tmp_path / "many"
+    folder.mkdir()
+    for i in range(300):
+        os.link(audio_dir / "change.wav", folder / f"song{i:03d}.wav")
+    out = tmp_path / "out.jsonl"
+    proc = subprocess.Popen([sys.executable, "-m", "genre_infer", str(folder), "--model", str(toy_model),
+                             "-f", "jsonl", "-o", str(out), "-q"], cwd=REPO, stderr=subprocess.PIPE)
+    deadline = time.time() + 60
+    while time.time() < deadline and (not out.exists() or out.read_text().count("\n") < 3):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    lines = out.read_text().splitlines()
+    assert 3 <= len(lines) < 300
+    assert all(json.loads(line)["genre"] in ("low", "high") for line in lines)  # every line complete
+    assert b"interrupted after" in err and b"Traceback" not in err
