@@ -1,4 +1,4 @@
-"""``python -m train prepare|fit|search|evaluate|export`` (``--help`` on each)."""
+"""``python -m train prepare|fit|search|evaluate|export|pretrained|transfer`` (``--help`` on each)."""
 
 from __future__ import annotations
 
@@ -150,12 +150,40 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--test-metrics", default=None, help="metrics.json of a test evaluation to embed")
     q.add_argument("--cache", default=str(CACHE_DIR))
     q.set_defaults(func=cmd_export)
+
+    q = sub.add_parser("pretrained", add_help=False,
+                       help="convert the musicnn wheel's checkpoint (see `pretrained --help`)")
+    q.add_argument("args", nargs=argparse.REMAINDER)
+    q.set_defaults(func=cmd_pretrained)
+
+    q = sub.add_parser("transfer", add_help=False,
+                       help="the shipped recipe: musicnn transfer, search, calibration, CV, export "
+                            "(see `transfer --help`)")
+    q.add_argument("args", nargs=argparse.REMAINDER)
+    q.set_defaults(func=cmd_transfer)
     return p
+
+
+def cmd_pretrained(a: argparse.Namespace) -> int:
+    from . import pretrained
+
+    sys.argv = ["python -m train pretrained", *a.args]
+    pretrained.main()
+    return 0
+
+
+def cmd_transfer(a: argparse.Namespace) -> int:
+    from . import transfer
+
+    return transfer.main(list(a.args))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point."""
-    a = build_parser().parse_args(argv)
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] in ("pretrained", "transfer"):  # their own parsers take every argument
+        return int(build_parser().parse_args(args[:1]).func(argparse.Namespace(args=args[1:])))
+    a = build_parser().parse_args(args)
     return int(a.func(a))
 
 

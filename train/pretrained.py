@@ -7,7 +7,7 @@ SSTable mapping variable names to BundleEntryProto records) and a ``.data``
 file with the raw tensor bytes. Both formats are small enough to read with
 the standard library and numpy, so conversion needs no TensorFlow.
 
-    python -m train.pretrained --wheel musicnn-0.1.0-py3-none-any.whl --model MSD_musicnn \\
+    python -m train pretrained --wheel musicnn-0.1.0-py3-none-any.whl --model MSD_musicnn \\
         --out .cache/pretrained/msd_musicnn.pt
 
 Conversion fails loudly when any variable is missing or has the wrong shape:
@@ -236,12 +236,26 @@ def convert(source: Path, out: Path, model: str = "MSD_musicnn") -> dict[str, ob
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--wheel", type=Path, help="musicnn-0.1.0-py3-none-any.whl (or an unpacked checkpoint folder)")
+    ap = argparse.ArgumentParser(prog="python -m train pretrained", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--wheel", type=Path,
+                    help="musicnn-0.1.0-py3-none-any.whl or an unpacked checkpoint folder "
+                         "(default: pip download it from PyPI next to --out)")
     ap.add_argument("--model", default="MSD_musicnn", help="checkpoint inside the wheel")
     ap.add_argument("--out", type=Path, default=Path(".cache/pretrained/msd_musicnn.pt"))
     args = ap.parse_args()
-    print(convert(args.wheel, args.out, args.model))
+    wheel = args.wheel or fetch_wheel(args.out.parent)
+    print(convert(wheel, args.out, args.model))
+
+
+def fetch_wheel(folder: Path) -> Path:
+    """Download the musicnn 0.1.0 wheel from PyPI with pip (no install, no dependencies)."""
+    import subprocess
+    import sys
+
+    folder.mkdir(parents=True, exist_ok=True)
+    subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "musicnn==0.1.0",
+                    "-d", str(folder)], check=True)
+    return folder / "musicnn-0.1.0-py3-none-any.whl"
 
 
 if __name__ == "__main__":

@@ -62,9 +62,9 @@ class EmbeddedTrack:
 
 
 def load_backbone(path: Path = PRETRAINED) -> Musicnn:
-    """musicnn with the converted MSD weights, in eval mode (run ``python -m train.pretrained`` first)."""
+    """musicnn with the converted MSD weights, in eval mode (run ``python -m train pretrained`` first)."""
     if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing: run `python -m train.pretrained --wheel musicnn-0.1.0-...whl`")
+        raise FileNotFoundError(f"{path} is missing: run `python -m train pretrained --wheel musicnn-0.1.0-...whl`")
     net = Musicnn()
     net.load_state_dict(torch.load(path, map_location="cpu"))
     return net.eval()
@@ -480,7 +480,7 @@ def run(
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
-    ap = argparse.ArgumentParser(prog="python -m train.transfer", description=__doc__,
+    ap = argparse.ArgumentParser(prog="python -m train transfer", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default=str(REPO_ROOT.parent / "shared" / "data" / "gtzan"))
     ap.add_argument("--out", type=Path, default=None, help="run folder (default runs/<time>-transfer)")
