@@ -122,8 +122,7 @@ class Classifier:
         if n_samples == 0:
             return Analysis(np.zeros((0, len(self.labels)), np.float32), np.zeros(0), 0, 0.0)
         if n_frames < seg:  # short input: repeat it to fill one window
-            y = np.concatenate(head)
-            x = feat.compute(np.tile(y, int(np.ceil(spec.segment_samples / len(y)))), spec)
+            x = feat.compute(feat.fill_window(np.concatenate(head), spec), spec)
             first = feat.window_starts(len(x), spec)
             p = self.model.probabilities(feat.frame_windows(x, first, seg))
             return Analysis(p, first * spec.hop_length / spec.sr, n_samples, peak)

@@ -20,7 +20,7 @@ import numpy as np
 
 __all__ = [
     "FeatureSpec", "FeatureStream", "power_spectrogram", "melgram", "mfcc", "compute",
-    "window_starts", "regular_window_starts", "window_hop_frames", "frame_windows",
+    "window_starts", "regular_window_starts", "window_hop_frames", "fill_window", "frame_windows",
 ]
 
 Kind = Literal["melgram", "mfcc"]
@@ -276,6 +276,13 @@ class FeatureStream:
         x = _from_power(_power_frames(self._buf, n_fft, hop, n), self.spec)
         self._buf = self._buf[n * hop :].copy()
         return x
+
+
+def fill_window(y: np.ndarray, spec: FeatureSpec) -> np.ndarray:
+    """Repeat a signal shorter than one window until it fills one (longer signals unchanged)."""
+    if len(y) >= spec.segment_samples:
+        return y
+    return np.tile(y, int(np.ceil(spec.segment_samples / len(y))))
 
 
 def window_hop_frames(spec: FeatureSpec) -> float:

@@ -210,8 +210,7 @@ def load_features(
 
 def _tiled(path: Path, spec: FeatureSpec) -> np.ndarray:
     """Features of a track shorter than one window, repeated as the runtime does."""
-    y = gi_audio.load(path, spec.sr)
-    return gi_features.compute(np.tile(y, int(np.ceil(spec.segment_samples / len(y)))), raw_spec(spec))
+    return gi_features.compute(gi_features.fill_window(gi_audio.load(path, spec.sr), spec), raw_spec(spec))
 
 
 def _load_one(args: tuple[Path, FeatureSpec, Path]) -> tuple[np.ndarray, int]:

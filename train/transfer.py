@@ -36,7 +36,7 @@ from genre_infer.features import FeatureSpec
 from .audio_augment import random_chain
 from .constants import REPO_ROOT, SEED
 from .data import Track, assign_splits, discover
-from .metrics import TrackPrediction, scores, softmax, track_verdict
+from .metrics import TrackPrediction, scores, softmax, track_verdict, track_windows
 from .musicnn import PATCH_FRAMES, Musicnn
 
 __all__ = ["MUSICNN_SPEC", "EmbeddedTrack", "embed_tracks", "HeadConfig", "Head", "GenreMusicnn", "fit_head", "run"]
@@ -74,14 +74,10 @@ def load_backbone(path: Path = PRETRAINED) -> Musicnn:
 def pooled_windows(net: Musicnn, y: np.ndarray, spec: FeatureSpec = MUSICNN_SPEC,
                    batch: int = 32) -> tuple[np.ndarray, np.ndarray]:
     """musicnn's pooled features for the runtime windows of a signal → ``(pooled, starts_s)``."""
-    if len(y) < spec.segment_samples:
-        y = np.tile(y, int(np.ceil(spec.segment_samples / len(y))))
-    x = gi_features.compute(y, spec)
-    starts = gi_features.window_starts(len(x), spec)
-    w = gi_features.frame_windows(x, starts, spec.segment_frames)
+    w, starts_s = track_windows(gi_features.compute(gi_features.fill_window(y, spec), spec), spec)
     out = [net.pool(net.frame_features(torch.from_numpy(w[i : i + batch]))).numpy()
            for i in range(0, len(w), batch)]
-    return np.concatenate(out), starts * spec.hop_length / spec.sr
+    return np.concatenate(out), starts_s
 
 
 def _cache_path(track: Track, version: int, seed: int) -> Path:
