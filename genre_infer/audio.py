@@ -12,7 +12,7 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -50,13 +50,21 @@ def _reason(exc: BaseException) -> str:
 def _stream_sndfile(path: Path, sr: int, block_s: float) -> Iterator[np.ndarray]:
     import soundfile as sf
 
-    raw = open(path, "rb")  # a file object: any file name works, not only UTF-8 ones
+    # A file descriptor: any file name works (not only UTF-8 ones), and libsndfile reads it
+    # itself, without calling back into Python (a Ctrl-C inside such a callback is lost).
+    fd = os.open(path, os.O_RDONLY)
     try:
-        f = sf.SoundFile(raw)
+        yield from _read_blocks(sf, fd, sr, block_s)
+    finally:
+        os.close(fd)  # closefd=False below: the descriptor is ours to close, whatever happened
+
+
+def _read_blocks(sf: Any, fd: int, sr: int, block_s: float) -> Iterator[np.ndarray]:
+    try:
+        f = sf.SoundFile(fd, closefd=False)
     except Exception as exc:  # soundfile raises LibsndfileError, RuntimeError, TypeError, ...
-        raw.close()
         raise DecodeError(f"cannot decode audio ({_reason(exc)})") from None
-    with raw, f:
+    with f:
         if f.samplerate <= 0 or f.channels <= 0:
             raise DecodeError("cannot decode audio (no sample rate or channels)")
         resampler = _Resampler(f.samplerate, sr)
