@@ -174,7 +174,7 @@ class Writer:
         """Finish the document and move a file output into place."""
         if self.fmt == "json":
             doc = {"schema_version": OUTPUT_SCHEMA_VERSION, "model": self.model,
-                   "results": self.results, "errors": [e for e in self.errors]}
+                   "results": self.results, "errors": self.errors}
             self._emit(json.dumps(doc, ensure_ascii=False, indent=2) + "\n")
         if self._tmp is not None:
             self._tmp.close()
