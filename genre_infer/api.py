@@ -13,6 +13,7 @@ from . import features as feat
 from . import timeline as tl
 from .constants import MIN_DURATION_S, MIN_SECTION_S, SILENCE_PEAK, SMOOTHING_RADIUS, TIMELINE_STEP_S
 from .errors import AudioError, DecodeError, SilentError, TooShortError
+from .inference import make_runner
 from .model import Device, GenreModel
 from .result import UNCERTAIN, Result, Section
 
@@ -89,49 +90,26 @@ class Classifier:
             Window probabilities, their start times, the sample count and the peak.
         """
         spec = self.model.features
-        seg, hop_frames = spec.segment_frames, feat.window_hop_frames(spec)
         stream = feat.FeatureStream(spec)
-        buf = np.zeros((0, spec.n_bands), dtype=np.float32)  # frames [offset, offset + len(buf))
-        offset = next_k = 0
+        runner = make_runner(self.model)
         head: list[np.ndarray] = []  # the samples, kept only while shorter than one window
         peak = 0.0
-        probs: list[np.ndarray] = []
-        starts: list[np.ndarray] = []
-
-        def run(new_starts: np.ndarray) -> None:
-            if len(new_starts):
-                probs.append(self.model.probabilities(feat.frame_windows(buf, new_starts - offset, seg)))
-                starts.append(new_starts)
-
         for block in blocks:
             if len(block) == 0:
                 continue
             peak = max(peak, float(np.max(np.abs(block))))
             if stream.n_samples < spec.segment_samples:
                 head.append(block)
-            buf = np.concatenate([buf, stream.push(block)])
-            new = feat.regular_window_starts(next_k, offset + len(buf) - seg, hop_frames)
-            run(new)
-            next_k += len(new)
-            drop = min(int(round(next_k * hop_frames)) - offset, len(buf) - (seg - 1))
-            if drop > 0:
-                buf, offset = buf[drop:], offset + drop
-        buf = np.concatenate([buf, stream.finish()])
+            runner.push(stream.push(block))
+        runner.push(stream.finish())
         n_samples = stream.n_samples
-        n_frames = offset + len(buf)
         if n_samples == 0:
             return Analysis(np.zeros((0, len(self.labels)), np.float32), np.zeros(0), 0, 0.0)
-        if n_frames < seg:  # short input: repeat it to fill one window
-            x = feat.compute(feat.fill_window(np.concatenate(head), spec), spec)
-            first = feat.window_starts(len(x), spec)
-            p = self.model.probabilities(feat.frame_windows(x, first, seg))
-            return Analysis(p, first * spec.hop_length / spec.sr, n_samples, peak)
-        last = n_frames - seg
-        new = feat.regular_window_starts(next_k, last, hop_frames)
-        final = new[-1] if len(new) else starts[-1][-1] if starts else -1
-        run(new if final == last else np.append(new, last).astype(np.int64))
-        all_starts = np.concatenate(starts)
-        return Analysis(np.concatenate(probs), all_starts * spec.hop_length / spec.sr, n_samples, peak)
+        if runner.n_frames < spec.segment_frames:  # short input: repeat it to fill one window
+            runner = make_runner(self.model)
+            runner.push(feat.compute(feat.fill_window(np.concatenate(head), spec), spec))
+        logits, starts = runner.finish()
+        return Analysis(self.model.calibrate(logits), starts * spec.hop_length / spec.sr, n_samples, peak)
 
     def window_probabilities(self, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Probabilities of every network window of a whole signal at the model's rate.

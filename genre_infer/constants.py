@@ -12,7 +12,8 @@ METADATA_KEY = "genre_infer"
 
 #: Version of the metadata layout written by ``train/`` and read here.
 #: A model whose ``format_version`` is newer than this is refused.
-METADATA_FORMAT_VERSION = 1
+#: 1: windowed networks; 2: adds fully convolutional "sequence" networks.
+METADATA_FORMAT_VERSION = 2
 
 #: Version of the JSON/JSONL/CSV output schema (``schema_version`` field).
 OUTPUT_SCHEMA_VERSION = 1
@@ -54,3 +55,7 @@ DECODE_BLOCK_S = 30.0
 #: Segments per onnxruntime call. Small on purpose: the default network's activations take
 #: about 70 MB per 3-s window, so 64 windows a call peaked at 1.8 GB; 4 costs no speed.
 BATCH_SIZE = 4
+
+#: Feature frames per call of a sequence network (plus its context on each side): about 33 s
+#: at 16 kHz / 256-sample hop, so memory stays flat however long the file.
+SEQUENCE_CHUNK_FRAMES = 2048

@@ -1,16 +1,25 @@
 """Load a genre-infer ONNX model, validate its metadata, and run batches.
 
-A genre-infer model is an ONNX graph with one input ``(batch, frames, bands)``
-of features and one output ``(batch, n_labels)`` of logits, plus a JSON
-document in the ``metadata_props`` entry named :data:`METADATA_KEY`::
+A genre-infer model is an ONNX graph with one input of features and one
+output of logits, in one of two layouts:
+
+- ``windows`` (format 1): ``(batch, segment_frames, bands)`` → ``(batch, n_labels)``,
+  one call per window;
+- ``sequence`` (format 2): ``(batch, frames, bands)`` → ``(batch, frames // stride, n_labels)``,
+  a fully convolutional network run once over a long stretch of features; a
+  window's logits are the mean of the frame logits it covers
+  (:func:`window_frame_ranges`), so overlapping windows share their computation;
+
+plus a JSON document in the ``metadata_props`` entry named :data:`METADATA_KEY`::
 
     {
-      "format_version": 1,
+      "format_version": 1,           # 2 for the sequence layout
       "name": "...", "version": "...",
       "labels": ["blues", ...],
       "features": {...FeatureSpec...},
       "temperature": 1.0,            # logits are divided by it before softmax
       "uncertain_below": 0.0,        # optional: confidence under which a second is "uncertain"
+      "network": {"layout": "sequence", "stride": 8, "context_frames": 128},  # format 2 only
       "training": {...}, "metrics": {...}   # free-form, shown in model info
     }
 
@@ -21,7 +30,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -31,9 +40,76 @@ from .constants import BATCH_SIZE, DEFAULT_MODEL_NAME, METADATA_FORMAT_VERSION, 
 from .errors import GenreInferError, ModelError
 from .features import FeatureSpec
 
-__all__ = ["ModelInfo", "GenreModel", "resolve_model_path", "available_models", "select_providers"]
+__all__ = [
+    "ModelInfo", "NetworkSpec", "GenreModel", "resolve_model_path", "available_models", "select_providers",
+    "window_frame_ranges",
+]
 
 Device = Literal["auto", "cpu", "cuda"]
+Layout = Literal["windows", "sequence"]
+
+
+@dataclass(frozen=True)
+class NetworkSpec:
+    """How the network reads features.
+
+    Attributes
+    ----------
+    layout : {"windows", "sequence"}
+        One call per window, or one call over a long stretch of frames.
+    stride : int
+        Input frames per output frame (``sequence`` only).
+    context_frames : int
+        Frames on each side of a stretch that affect its outputs (the receptive
+        field's half-width, rounded up to a multiple of ``stride``): stretches
+        are run with this much overlap so the result equals one call over the
+        whole signal (``sequence`` only).
+    """
+
+    layout: Layout = "windows"
+    stride: int = 1
+    context_frames: int = 0
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> NetworkSpec:
+        """Parse the ``network`` metadata entry; raise ``ValueError`` when it is inconsistent."""
+        unknown = set(d) - {"layout", "stride", "context_frames"}
+        if unknown:
+            raise ValueError(f"unknown network parameters: {sorted(unknown)}")
+        net = cls(str(d.get("layout", "windows")), int(d.get("stride", 1)), int(d.get("context_frames", 0)))  # type: ignore[arg-type]
+        if net.layout not in ("windows", "sequence"):
+            raise ValueError(f"unknown network layout {net.layout!r}")
+        if net.stride < 1 or net.context_frames < 0 or net.context_frames % net.stride:
+            raise ValueError("stride must be positive and context_frames a multiple of it")
+        return net
+
+
+def window_frame_ranges(starts: np.ndarray, segment_frames: int, stride: int, n_out: int) -> tuple[np.ndarray, np.ndarray]:
+    """Output frames ``[lo, hi)`` of a sequence network that cover each window.
+
+    Output frame ``j`` summarises input frames ``[j * stride, (j + 1) * stride)``;
+    a window ``[s, s + segment_frames)`` takes the output frames that start inside it.
+
+    Parameters
+    ----------
+    starts : np.ndarray
+        First input frame of each window.
+    segment_frames : int
+        Input frames per window.
+    stride : int
+        Input frames per output frame.
+    n_out : int
+        Output frames available.
+
+    Returns
+    -------
+    lo, hi : np.ndarray
+        ``(windows,)`` int64 bounds, ``hi > lo`` whenever ``n_out > 0``.
+    """
+    starts = np.asarray(starts, dtype=np.int64)
+    lo = np.minimum(-(-starts // stride), max(n_out - 1, 0))
+    hi = np.clip(-(-(starts + segment_frames) // stride), lo + 1, max(n_out, 1))
+    return lo, hi
 
 _PACKAGE_MODELS = Path(__file__).resolve().parent / "models"
 _SOURCE_MODELS = Path(__file__).resolve().parent.parent / "exported"
@@ -57,6 +133,8 @@ class ModelInfo:
         Confidence under which a timeline second is labelled ``"uncertain"`` (0 disables).
     extra : dict
         The rest of the metadata (training recipe, metrics) as stored.
+    network : NetworkSpec
+        Layout of the network's input and output.
     """
 
     name: str
@@ -66,6 +144,7 @@ class ModelInfo:
     temperature: float = 1.0
     uncertain_below: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    network: NetworkSpec = NetworkSpec()
 
     @classmethod
     def from_metadata(cls, meta: dict[str, Any]) -> ModelInfo:
@@ -89,6 +168,7 @@ class ModelInfo:
                 temperature=float(meta.get("temperature", 1.0)),
                 uncertain_below=float(meta.get("uncertain_below", 0.0)),
                 extra={k: v for k, v in meta.items() if k not in _CORE_KEYS},
+                network=NetworkSpec.from_dict(dict(meta.get("network", {}))),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ModelError(f"invalid genre-infer metadata ({exc})") from None
@@ -96,23 +176,27 @@ class ModelInfo:
             raise ModelError("metadata labels must be at least two distinct names")
         if info.temperature <= 0:
             raise ModelError("metadata temperature must be positive")
+        if info.network.layout == "sequence" and version < 2:
+            raise ModelError("the sequence layout needs metadata format 2")
         return info
 
     def to_metadata(self) -> dict[str, Any]:
         """The JSON document to store in an ONNX file (inverse of :meth:`from_metadata`)."""
+        seq = self.network.layout == "sequence"
         return {
-            "format_version": METADATA_FORMAT_VERSION,
+            "format_version": 2 if seq else 1,  # the oldest format that can describe this model
             "name": self.name,
             "version": self.version,
             "labels": list(self.labels),
             "features": self.features.to_dict(),
             "temperature": self.temperature,
             "uncertain_below": self.uncertain_below,
+            **({"network": asdict(self.network)} if seq else {}),
             **self.extra,
         }
 
 
-_CORE_KEYS = {"format_version", "name", "version", "labels", "features", "temperature", "uncertain_below"}
+_CORE_KEYS = {"format_version", "name", "version", "labels", "features", "temperature", "uncertain_below", "network"}
 
 
 def available_models() -> dict[str, Path]:
@@ -223,18 +307,22 @@ class GenreModel:
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
         if len(inputs) != 1 or len(outputs) < 1:
             raise ModelError(f"{self.path}: expected one input and one output")
-        spec = self.info.features
-        want_in = (spec.segment_frames, spec.n_bands)
+        spec, seq = self.info.features, self.info.network.layout == "sequence"
+        want_in = ("frames" if seq else spec.segment_frames, spec.n_bands)
         shape = inputs[0].shape
-        if len(shape) != 3 or any(isinstance(d, int) and d != w for d, w in zip(shape[1:], want_in)):
+        if len(shape) != 3 or any(
+            isinstance(d, int) and isinstance(w, int) and d != w for d, w in zip(shape[1:], want_in)
+        ):
             raise ModelError(
                 f"{self.path}: input shape {shape} disagrees with its metadata "
                 f"(batch, {want_in[0]}, {want_in[1]})"
             )
         out = outputs[0].shape
-        if len(out) != 2 or (isinstance(out[1], int) and out[1] != len(self.info.labels)):
+        if len(out) != (3 if seq else 2) or (isinstance(out[-1], int) and out[-1] != len(self.info.labels)):
+            want_out = "(batch, frames, labels)" if seq else "(batch, labels)"
             raise ModelError(
-                f"{self.path}: output shape {out} disagrees with its {len(self.info.labels)} labels"
+                f"{self.path}: output shape {out} disagrees with its metadata {want_out} "
+                f"and its {len(self.info.labels)} labels"
             )
         self._input_name = inputs[0].name
         self._output_name = outputs[0].name
@@ -257,9 +345,18 @@ class GenreModel:
             out.append(self.session.run([self._output_name], {self._input_name: batch})[0])
         return np.concatenate(out, axis=0).astype(np.float32, copy=False)
 
-    def probabilities(self, windows: np.ndarray, batch_size: int = BATCH_SIZE) -> np.ndarray:
-        """Calibrated class probabilities ``(n, labels)`` (softmax of logits / temperature)."""
-        z = self.logits(windows, batch_size) / np.float32(self.info.temperature)
-        z -= z.max(axis=1, keepdims=True)
+    def frame_logits(self, x: np.ndarray) -> np.ndarray:
+        """Run a sequence network over features ``(frames, bands)`` → ``(frames // stride, labels)``."""
+        batch = np.ascontiguousarray(x[None], dtype=np.float32)
+        return self.session.run([self._output_name], {self._input_name: batch})[0][0].astype(np.float32, copy=False)
+
+    def calibrate(self, logits: np.ndarray) -> np.ndarray:
+        """Calibrated class probabilities from logits ``(n, labels)`` (softmax of logits / temperature)."""
+        z = logits / np.float32(self.info.temperature)
+        z = z - z.max(axis=1, keepdims=True)
         e = np.exp(z)
         return e / e.sum(axis=1, keepdims=True)
+
+    def probabilities(self, windows: np.ndarray, batch_size: int = BATCH_SIZE) -> np.ndarray:
+        """Calibrated class probabilities ``(n, labels)`` of windows ``(n, frames, bands)``."""
+        return self.calibrate(self.logits(windows, batch_size))

@@ -73,6 +73,55 @@ def build_toy_model(
     return path
 
 
+def build_toy_sequence_model(path: Path, *, context_frames: int = 16, bands: int = 96, stride: int = 8) -> Path:
+    """The toy model's sequence twin: frame logits ``(batch, frames // 8, 2)``.
+
+    Per-frame scores as :func:`build_toy_model`, averaged over ``stride`` frames,
+    then smoothed over 5 output frames: the true context is 16 input frames
+    each side (the metadata may claim otherwise, to test the overlap logic).
+    """
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper, numpy_helper
+
+    from genre_infer.model import NetworkSpec
+
+    w = np.zeros((bands, 2), dtype=np.float32)
+    w[: bands // 2, 0] = 8.0 / (bands // 2)
+    w[bands // 2 :, 1] = 8.0 / (bands - bands // 2)
+    smooth = np.array([1, 2, 4, 2, 1], dtype=np.float32) / 10.0
+    graph = helper.make_graph(
+        [
+            helper.make_node("MatMul", ["features", "W"], ["scores"]),
+            helper.make_node("Transpose", ["scores"], ["st"], perm=[0, 2, 1]),
+            helper.make_node("AveragePool", ["st"], ["pooled"], kernel_shape=[stride], strides=[stride]),
+            helper.make_node("Conv", ["pooled", "K", "bias"], ["smoothed"], group=2, pads=[2, 2]),
+            helper.make_node("Transpose", ["smoothed"], ["logits"], perm=[0, 2, 1]),
+        ],
+        "toy_sequence",
+        [helper.make_tensor_value_info("features", TensorProto.FLOAT, ["batch", "frames", bands])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", "out_frames", 2])],
+        initializer=[
+            numpy_helper.from_array(w, "W"),
+            numpy_helper.from_array(np.stack([smooth, smooth])[:, None, :], "K"),
+            numpy_helper.from_array(np.array([0.0, -1.0], dtype=np.float32), "bias"),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 9
+    spec = FeatureSpec(segment_frames=63, n_mels=bands)
+    info = ModelInfo("toy-seq", "1.0", ("low", "high"), spec, network=NetworkSpec("sequence", stride, context_frames))
+    prop = model.metadata_props.add()
+    prop.key, prop.value = METADATA_KEY, json.dumps(info.to_metadata())
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return path
+
+
+@pytest.fixture(scope="session")
+def toy_sequence_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_toy_sequence_model(tmp_path_factory.mktemp("models") / "toy-seq.onnx")
+
+
 @pytest.fixture(scope="session")
 def toy_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_toy_model(tmp_path_factory.mktemp("models") / "toy.onnx")
@@ -96,4 +145,4 @@ def audio_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return d
 
 
-__all__ = ["build_toy_model", "SR", "DATA", "METADATA_FORMAT_VERSION"]
+__all__ = ["build_toy_model", "build_toy_sequence_model", "SR", "DATA", "METADATA_FORMAT_VERSION"]
