@@ -23,8 +23,9 @@ AudioInput = Union[str, "os.PathLike[str]", np.ndarray]
 
 
 class Analysis(NamedTuple):
-    """What the network saw: window probabilities and where the windows lie."""
+    """What the network saw: window logits and probabilities and where the windows lie."""
 
+    logits: np.ndarray  #: ``(windows, labels)`` network outputs
     probs: np.ndarray  #: ``(windows, labels)`` calibrated probabilities
     starts_s: np.ndarray  #: ``(windows,)`` window start times in seconds
     n_samples: int  #: length of the signal at the model's rate
@@ -104,12 +105,13 @@ class Classifier:
         runner.push(stream.finish())
         n_samples = stream.n_samples
         if n_samples == 0:
-            return Analysis(np.zeros((0, len(self.labels)), np.float32), np.zeros(0), 0, 0.0)
+            empty = np.zeros((0, len(self.labels)), np.float32)
+            return Analysis(empty, empty, np.zeros(0), 0, 0.0)
         if runner.n_frames < spec.segment_frames:  # short input: repeat it to fill one window
             runner = make_runner(self.model)
             runner.push(feat.compute(feat.fill_window(np.concatenate(head), spec), spec))
         logits, starts = runner.finish()
-        return Analysis(self.model.calibrate(logits), starts * spec.hop_length / spec.sr, n_samples, peak)
+        return Analysis(logits, self.model.calibrate(logits), starts * spec.hop_length / spec.sr, n_samples, peak)
 
     def window_probabilities(self, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Probabilities of every network window of a whole signal at the model's rate.
@@ -137,8 +139,10 @@ class Classifier:
             )
         if a.peak <= SILENCE_PEAK:
             raise SilentError("silent (no signal above -80 dBFS)")
-        steps = tl.step_probabilities(a.probs, a.starts_s, spec.segment_s, duration, TIMELINE_STEP_S)
         info = self.model.info
+        steps, song = tl.timeline_from_logits(
+            a.logits, a.starts_s, spec.segment_s, duration, TIMELINE_STEP_S, info.temperature
+        )
         sections = tuple(
             Section(lo, hi, UNCERTAIN if conf < info.uncertain_below else info.labels[i], conf)
             for lo, hi, i, conf in tl.segment_runs(
@@ -149,7 +153,7 @@ class Classifier:
             source=None if isinstance(audio, np.ndarray) else os.fspath(audio),
             duration=duration,
             labels=info.labels,
-            probabilities=tl.verdict(steps, TIMELINE_STEP_S, duration),
+            probabilities=song,
             timeline_probabilities=steps,
             step=TIMELINE_STEP_S,
             sections=sections,

@@ -352,10 +352,9 @@ class GenreModel:
 
     def calibrate(self, logits: np.ndarray) -> np.ndarray:
         """Calibrated class probabilities from logits ``(n, labels)`` (softmax of logits / temperature)."""
-        z = logits / np.float32(self.info.temperature)
-        z = z - z.max(axis=1, keepdims=True)
-        e = np.exp(z)
-        return e / e.sum(axis=1, keepdims=True)
+        from .timeline import softmax
+
+        return softmax(logits, self.info.temperature)
 
     def probabilities(self, windows: np.ndarray, batch_size: int = BATCH_SIZE) -> np.ndarray:
         """Calibrated class probabilities ``(n, labels)`` of windows ``(n, frames, bands)``."""

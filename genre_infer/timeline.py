@@ -1,4 +1,10 @@
-"""From window probabilities to a per-second timeline, sections and a verdict.
+"""From window logits to a per-second timeline, sections and a verdict.
+
+Windows are pooled as *logits*: a second's logits are the overlap-weighted mean
+of the logits of the windows that cover it, and the song's are the
+time-weighted mean of the seconds'. The model's temperature turns them into
+calibrated probabilities at the end, so the temperature changes how sure the
+numbers say we are, never which genre wins (:func:`timeline_from_logits`).
 
 Pure numpy functions: the training wing uses the same ones for its
 track-level metrics, so "track accuracy" means what the CLI shows.
@@ -10,26 +16,37 @@ import math
 
 import numpy as np
 
-__all__ = ["step_probabilities", "smooth", "segment_runs", "verdict"]
+__all__ = [
+    "softmax", "step_average", "step_probabilities", "time_average", "timeline_from_logits", "smooth",
+    "segment_runs", "verdict",
+]
 
 
-def step_probabilities(
-    window_probs: np.ndarray,
+def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    """Row-wise softmax of ``logits / temperature`` (float64 inside, float32 out)."""
+    z = np.asarray(logits, dtype=np.float64) / temperature
+    z = z - z.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return (e / e.sum(axis=-1, keepdims=True)).astype(np.float32)
+
+
+def step_average(
+    window_values: np.ndarray,
     window_start_s: np.ndarray,
     window_len_s: float,
     duration: float,
     step: float = 1.0,
 ) -> np.ndarray:
-    """Average overlapping window probabilities onto a regular time grid.
+    """Average overlapping per-window values (logits or probabilities) onto a regular time grid.
 
     Step ``k`` covers ``[k * step, min((k + 1) * step, duration))``; its
-    probabilities are the mean of the windows that overlap it, weighted by
-    the length of the overlap.
+    values are the mean of the windows that overlap it, weighted by the
+    length of the overlap.
 
     Parameters
     ----------
-    window_probs : np.ndarray
-        ``(windows, labels)`` probabilities.
+    window_values : np.ndarray
+        ``(windows, labels)`` logits or probabilities.
     window_start_s : np.ndarray
         ``(windows,)`` start time of each window in seconds.
     window_len_s : float
@@ -42,8 +59,9 @@ def step_probabilities(
     Returns
     -------
     np.ndarray
-        ``(ceil(duration / step), labels)`` rows that sum to 1.
+        ``(ceil(duration / step), labels)`` float32.
     """
+    window_probs = np.asarray(window_values, dtype=np.float64)
     n_steps = max(1, math.ceil(duration / step - 1e-9))
     n_labels = window_probs.shape[1]
     acc = np.zeros((n_steps, n_labels), dtype=np.float64)
@@ -64,8 +82,52 @@ def step_probabilities(
         nearest = np.clip(np.searchsorted(starts, np.arange(n_steps) * step), 0, len(starts) - 1)
         acc[empty] = window_probs[nearest[empty]]
         weight[empty] = 1.0
-    out = acc / weight[:, None]
+    return (acc / weight[:, None]).astype(np.float32)
+
+
+def step_probabilities(
+    window_probs: np.ndarray, window_start_s: np.ndarray, window_len_s: float, duration: float, step: float = 1.0,
+) -> np.ndarray:
+    """:func:`step_average` of probabilities, rows renormalised to sum to 1."""
+    out = step_average(window_probs, window_start_s, window_len_s, duration, step).astype(np.float64)
     return (out / out.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def time_average(step_values: np.ndarray, step: float, duration: float) -> np.ndarray:
+    """Time-weighted mean of a timeline's rows (the last, partial step weighs its length)."""
+    n = len(step_values)
+    weights = np.full(n, step, dtype=np.float64)
+    weights[-1] = max(duration - (n - 1) * step, 1e-9)
+    return ((np.asarray(step_values, np.float64) * weights[:, None]).sum(axis=0) / weights.sum()).astype(np.float32)
+
+
+def timeline_from_logits(
+    window_logits: np.ndarray, window_start_s: np.ndarray, window_len_s: float, duration: float,
+    step: float = 1.0, temperature: float = 1.0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-step and song probabilities from window logits, as ``genre-infer`` reports them.
+
+    Parameters
+    ----------
+    window_logits : np.ndarray
+        ``(windows, labels)`` network outputs.
+    window_start_s : np.ndarray
+        ``(windows,)`` window starts in seconds.
+    window_len_s, duration, step : float
+        Window length, audio length and timeline resolution in seconds.
+    temperature : float
+        The model's calibration temperature.
+
+    Returns
+    -------
+    steps : np.ndarray
+        ``(ceil(duration / step), labels)`` probabilities of each step.
+    song : np.ndarray
+        ``(labels,)`` probabilities of the whole song.
+    """
+    step_logits = step_average(window_logits, window_start_s, window_len_s, duration, step)
+    song_logits = time_average(step_logits, step, duration)
+    return softmax(step_logits, temperature), softmax(song_logits, temperature)
 
 
 def smooth(probs: np.ndarray, radius: int) -> np.ndarray:
@@ -139,9 +201,6 @@ def _merge_same(runs: list[list[int]], probs: np.ndarray) -> list[list[int]]:
 
 
 def verdict(step_probs: np.ndarray, step: float, duration: float) -> np.ndarray:
-    """Song-level probabilities: the time-weighted mean of the timeline."""
-    n = len(step_probs)
-    weights = np.full(n, step, dtype=np.float64)
-    weights[-1] = max(duration - (n - 1) * step, 1e-9)
-    p = (step_probs * weights[:, None]).sum(axis=0) / weights.sum()
+    """Song-level probabilities as the time-weighted mean of a probability timeline."""
+    p = time_average(step_probs, step, duration).astype(np.float64)
     return (p / p.sum()).astype(np.float32)

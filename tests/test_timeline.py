@@ -52,3 +52,19 @@ def test_verdict_weights_the_last_partial_step() -> None:
     steps = np.array([[1.0, 0.0], [0.0, 1.0]], dtype=np.float32)
     v = tl.verdict(steps, 1.0, 1.25)
     np.testing.assert_allclose(v, [0.8, 0.2], rtol=1e-6)
+
+
+def test_logits_are_pooled_before_the_temperature() -> None:
+    """Seconds and song pool window logits; the temperature never changes the winner."""
+    rng = np.random.default_rng(1)
+    logits = rng.normal(size=(28, 5)).astype(np.float32) * 3
+    starts = np.arange(28, dtype=np.float64)
+    steps1, song1 = tl.timeline_from_logits(logits, starts, 3.0, 30.0, 1.0, temperature=1.0)
+    steps2, song2 = tl.timeline_from_logits(logits, starts, 3.0, 30.0, 1.0, temperature=0.4)
+    assert steps1.shape == (30, 5) and np.allclose(steps1.sum(1), 1, atol=1e-5)
+    assert (steps1.argmax(1) == steps2.argmax(1)).all() and song1.argmax() == song2.argmax()
+    assert song2.max() > song1.max()  # a lower temperature is surer
+    # second 1 is covered by windows 0 and 1 (wholly): the softmax of their mean logits
+    np.testing.assert_allclose(steps1[1], tl.softmax(logits[:2].mean(0)), rtol=1e-5)
+    np.testing.assert_allclose(song1, tl.softmax(tl.time_average(tl.step_average(logits, starts, 3.0, 30.0), 1.0, 30.0)),
+                               rtol=1e-5)

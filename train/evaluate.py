@@ -92,9 +92,9 @@ def _onnx_predictions(path: Path, root: str, split: str):  # noqa: ANN202
     preds = []
     for t in chosen:
         y = gi_audio.load(t.path, spec.sr)
-        probs, starts_s = clf.window_probabilities(y)
-        track = metrics.track_verdict(probs, starts_s, spec, len(y))
-        preds.append(metrics.TrackPrediction(index[t.genre], np.log(np.maximum(probs, 1e-30)), probs, track))
+        a = clf.analyse([y])
+        track = metrics.track_verdict(a.logits, a.starts_s, spec, len(y), clf.model.info.temperature)
+        preds.append(metrics.TrackPrediction(index[t.genre], a.logits, a.probs, track))
     info = {"kind": "onnx via genre_infer", "model": f"{clf.name} {clf.version}", "path": str(path)}
     return labels, chosen, preds, info
 

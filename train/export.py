@@ -66,15 +66,21 @@ def ece(probs: np.ndarray, labels: np.ndarray, bins: int = 15) -> float:
     return float(total)
 
 
-def onnx_export(net: nn.Module, spec: FeatureSpec, path: Path) -> None:
-    """Plain ONNX export (TorchScript exporter) with a dynamic batch axis."""
-    dummy = torch.zeros(2, spec.segment_frames, spec.n_bands)
+def onnx_export(net: nn.Module, spec: FeatureSpec, path: Path, sequence: bool = False) -> None:
+    """Plain ONNX export (TorchScript exporter) with a dynamic batch axis.
+
+    A ``sequence`` network (``(batch, frames, bands)`` → ``(batch, frames // stride, labels)``)
+    also gets dynamic frame axes.
+    """
+    frames = 4 * spec.segment_frames if sequence else spec.segment_frames
+    dummy = torch.zeros(2, frames, spec.n_bands)
+    axes = ({"features": {0: "batch", 1: "frames"}, "logits": {0: "batch", 1: "out_frames"}} if sequence
+            else {"features": {0: "batch"}, "logits": {0: "batch"}})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
             net.eval(), (dummy,), str(path), input_names=["features"], output_names=["logits"],
-            dynamic_axes={"features": {0: "batch"}, "logits": {0: "batch"}}, opset_version=OPSET,
-            dynamo=False,
+            dynamic_axes=axes, opset_version=OPSET, dynamo=False,
         )
 
 
@@ -119,7 +125,7 @@ def write_checked(net: nn.Module, info: ModelInfo, windows: np.ndarray, out: Pat
     os.close(fd)
     tmp = Path(tmp_name)
     try:
-        onnx_export(net, info.features, tmp)
+        onnx_export(net, info.features, tmp, sequence=info.network.layout == "sequence")
         write_metadata(tmp, info)
         diff = parity(net, tmp, windows)
         if not diff < PARITY_TOL:

@@ -1,8 +1,8 @@
 """Segment- and track-level scores, aggregated exactly as the runtime aggregates.
 
-A track's verdict is what ``genre-infer`` prints: window probabilities ->
-:func:`genre_infer.timeline.step_probabilities` -> :func:`genre_infer.timeline.verdict`
--> argmax, over the windows of :func:`genre_infer.features.window_starts`.
+A track's verdict is what ``genre-infer`` prints: window logits ->
+:func:`genre_infer.timeline.timeline_from_logits` -> argmax, over the windows of
+:func:`genre_infer.features.window_starts`.
 """
 
 from __future__ import annotations
@@ -13,18 +13,13 @@ import numpy as np
 from sklearn.metrics import accuracy_score, f1_score
 
 from genre_infer import timeline as tl
+from genre_infer.timeline import softmax
 from genre_infer.constants import TIMELINE_STEP_S
 from genre_infer.features import FeatureSpec, frame_windows, window_starts
 
-__all__ = ["softmax", "track_windows", "track_verdict", "scores", "TrackPrediction", "predict_tracks"]
+__all__ = ["softmax", "track_windows", "track_timeline", "track_verdict", "scores", "TrackPrediction", "predict_tracks"]
 
 
-def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
-    """Row-wise softmax of ``logits / temperature`` (float64 inside)."""
-    z = logits.astype(np.float64) / temperature
-    z -= z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
 def track_windows(x: np.ndarray, spec: FeatureSpec) -> tuple[np.ndarray, np.ndarray]:
@@ -33,11 +28,19 @@ def track_windows(x: np.ndarray, spec: FeatureSpec) -> tuple[np.ndarray, np.ndar
     return frame_windows(x, starts, spec.segment_frames), starts * spec.hop_length / spec.sr
 
 
-def track_verdict(probs: np.ndarray, starts_s: np.ndarray, spec: FeatureSpec, n_samples: int) -> np.ndarray:
-    """Track probabilities from window probabilities, as ``genre-infer`` computes them."""
-    duration = n_samples / spec.sr
-    steps = tl.step_probabilities(probs, starts_s, spec.segment_s, duration, TIMELINE_STEP_S)
-    return np.asarray(tl.verdict(steps, TIMELINE_STEP_S, duration), dtype=np.float32)
+def track_timeline(
+    logits: np.ndarray, starts_s: np.ndarray, spec: FeatureSpec, n_samples: int, temperature: float = 1.0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-second and track probabilities from window logits, as ``genre-infer`` computes them."""
+    return tl.timeline_from_logits(logits, starts_s, spec.segment_s, n_samples / spec.sr, TIMELINE_STEP_S,
+                                   temperature)
+
+
+def track_verdict(
+    logits: np.ndarray, starts_s: np.ndarray, spec: FeatureSpec, n_samples: int, temperature: float = 1.0,
+) -> np.ndarray:
+    """Track probabilities from window logits, as ``genre-infer`` computes them."""
+    return track_timeline(logits, starts_s, spec, n_samples, temperature)[1]
 
 
 class TrackPrediction:
@@ -60,7 +63,7 @@ def predict_tracks(
         w, starts_s = track_windows(x, spec)
         logits = logits_fn(w)
         p = softmax(logits, temperature)
-        out.append(TrackPrediction(label, logits, p, track_verdict(p, starts_s, spec, n)))
+        out.append(TrackPrediction(label, logits, p, track_verdict(logits, starts_s, spec, n, temperature)))
     return out
 
 

@@ -36,10 +36,10 @@ from genre_infer.features import FeatureSpec
 from .audio_augment import random_chain
 from .constants import REPO_ROOT, SEED
 from .data import Track, assign_splits, discover
-from .metrics import TrackPrediction, scores, softmax, track_verdict, track_windows
+from .metrics import TrackPrediction, scores, softmax, track_timeline, track_verdict, track_windows
 from .musicnn import PATCH_FRAMES, Musicnn
 
-__all__ = ["MUSICNN_SPEC", "EmbeddedTrack", "embed_tracks", "HeadConfig", "Head", "GenreMusicnn", "fit_head", "run"]
+__all__ = ["MUSICNN_SPEC", "EmbeddedTrack", "version_audio", "embed_tracks", "HeadConfig", "Head", "GenreMusicnn", "fit_head", "run"]
 
 #: musicnn's features (its training used these, with a float16 round trip we skip).
 MUSICNN_SPEC = FeatureSpec(kind="melgram", sr=16000, n_fft=512, hop_length=256, n_mels=96,
@@ -80,6 +80,18 @@ def pooled_windows(net: Musicnn, y: np.ndarray, spec: FeatureSpec = MUSICNN_SPEC
     return np.concatenate(out), starts_s
 
 
+def version_audio(y: np.ndarray, track: Track, version: int, seed: int = SEED, strength: float = 1.0) -> np.ndarray:
+    """Version ``version`` of a clip at 16 kHz: itself for 0, else a seeded random augmentation chain.
+
+    Deterministic in ``(seed, version, track)``, so the student of :mod:`train.distill`
+    sees exactly the audio whose musicnn features the cache holds.
+    """
+    if version == 0:
+        return y
+    rng = np.random.default_rng([seed, version, int(hashlib.sha1(track.rel.encode()).hexdigest()[:8], 16)])
+    return random_chain(y, MUSICNN_SPEC.sr, rng, strength)
+
+
 def _cache_path(track: Track, version: int, seed: int) -> Path:
     key = hashlib.sha1(f"{track.path}|{track.path.stat().st_size}|{version}|{seed}".encode()).hexdigest()[:16]
     return EMBED_DIR / f"{track.path.stem}-{version}-{key}.npz"
@@ -117,8 +129,7 @@ def embed_tracks(
             else:
                 if y is None:
                     y = gi_audio.load(track.path, MUSICNN_SPEC.sr)
-                rng = np.random.default_rng([seed, v, int(hashlib.sha1(track.rel.encode()).hexdigest()[:8], 16)])
-                yv = y if v == 0 else random_chain(y, MUSICNN_SPEC.sr, rng, strength)
+                yv = version_audio(y, track, v, seed, strength)
                 pooled, starts_s = pooled_windows(net, yv)
                 n_samples = len(yv)
                 np.savez(path, pooled=pooled.astype(np.float16), starts_s=starts_s, n_samples=n_samples)
@@ -202,7 +213,8 @@ def _predict(head: Head, items: list[EmbeddedTrack], temperature: float = 1.0) -
         for it in items:
             logits = head(torch.from_numpy(it.pooled)).numpy()
             p = softmax(logits, temperature)
-            preds.append(TrackPrediction(it.label, logits, p, track_verdict(p, it.starts_s, MUSICNN_SPEC, it.n_samples)))
+            preds.append(TrackPrediction(it.label, logits, p,
+                                         track_verdict(logits, it.starts_s, MUSICNN_SPEC, it.n_samples, temperature)))
     return preds
 
 
@@ -350,12 +362,9 @@ def _report(head: Head, items: list[EmbeddedTrack], labels: list[str], temperatu
         src = "16 kHz source" if "16 kHz" in it.track.source else "15 s excerpt" if "15 s" in it.track.source \
             else "22050 Hz source"
         by_source.setdefault(src, []).append(int(p.track_probs.argmax()) == p.label)
-    from genre_infer import timeline as tl
-
     second_hits = []
     for it, p in zip(clean, preds):
-        duration = it.n_samples / MUSICNN_SPEC.sr
-        steps = tl.step_probabilities(p.window_probs, it.starts_s, MUSICNN_SPEC.segment_s, duration, 1.0)
+        steps, _ = track_timeline(p.window_logits, it.starts_s, MUSICNN_SPEC, it.n_samples, temperature)
         second_hits.append(steps.argmax(1) == it.label)
     hits = np.concatenate(second_hits)
     return {
