@@ -52,7 +52,12 @@ def _stream_sndfile(path: Path, sr: int, block_s: float) -> Iterator[np.ndarray]
 
     # A file descriptor: any file name works (not only UTF-8 ones), and libsndfile reads it
     # itself, without calling back into Python (a Ctrl-C inside such a callback is lost).
-    fd = os.open(path, os.O_RDONLY)
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except PermissionError:  # os.access() in _check_path can say yes (root, ACLs, NFS) and open still fail
+        raise AudioError("permission denied") from None
+    except OSError as exc:
+        raise AudioError(f"cannot open ({exc.strerror or type(exc).__name__})") from None
     try:
         yield from _read_blocks(sf, fd, sr, block_s)
     finally:
