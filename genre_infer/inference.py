@@ -1,16 +1,17 @@
 """Feed feature frames to the network as they arrive: the two network layouts.
 
-Both runners take consecutive frames with :meth:`push`, keep only what the
-next network call needs, and return at :meth:`finish` the window logits and
-window starts (in frames) that one pass over the whole signal would give:
+Both runners take consecutive frames with :meth:`~_Runner.push`, cut the
+runtime's windows (:func:`genre_infer.features.window_starts`: one every
+``window_hop_s``, plus one aligned to the end) as soon as their frames are
+there, keep only the frames that later windows need, and return at
+:meth:`~_Runner.finish` the logits and starts of every window, equal to one
+pass over the whole signal:
 
-- :class:`WindowRunner` cuts the runtime's windows
-  (:func:`genre_infer.features.window_starts`) and runs them in small batches;
-- :class:`SequenceRunner` runs a fully convolutional network over stretches of
-  :data:`~genre_infer.constants.SEQUENCE_CHUNK_FRAMES` frames, overlapped by the
-  network's context so the frame logits equal one call over the whole signal,
-  and averages the frame logits each window covers: overlapping windows share
-  their computation.
+- :class:`WindowRunner` runs each window on its own, in small batches;
+- :class:`SequenceRunner` runs a sequence network once over a stretch of about
+  :data:`~genre_infer.constants.SEQUENCE_CHUNK_FRAMES` frames holding many
+  windows, cut with the network's ``context_frames`` on each side, so
+  overlapping windows share their computation.
 """
 
 from __future__ import annotations
@@ -19,13 +20,13 @@ import numpy as np
 
 from . import features as feat
 from .constants import SEQUENCE_CHUNK_FRAMES
-from .model import GenreModel, window_frame_ranges
+from .model import GenreModel
 
 __all__ = ["WindowRunner", "SequenceRunner", "make_runner"]
 
 
-class WindowRunner:
-    """Windows ``(segment_frames, bands)`` every ``window_hop_s``, one batch call per block."""
+class _Runner:
+    """Window bookkeeping shared by both layouts; subclasses say how windows are run."""
 
     def __init__(self, model: GenreModel) -> None:
         self.model = model
@@ -33,6 +34,7 @@ class WindowRunner:
         self.seg, self.hop = spec.segment_frames, feat.window_hop_frames(spec)
         self.buf = np.zeros((0, spec.n_bands), dtype=np.float32)  # frames [offset, offset + len(buf))
         self.offset = self.next_k = 0
+        self.last_start = -1
         self.logits: list[np.ndarray] = []
         self.starts: list[np.ndarray] = []
 
@@ -41,83 +43,76 @@ class WindowRunner:
         """Frames pushed so far."""
         return self.offset + len(self.buf)
 
-    def _run(self, starts: np.ndarray) -> None:
-        if len(starts):
-            self.logits.append(self.model.logits(feat.frame_windows(self.buf, starts - self.offset, self.seg)))
-            self.starts.append(starts)
-
-    def push(self, frames: np.ndarray) -> None:
-        """Add frames; run every regular window now complete and drop frames no window needs."""
-        self.buf = np.concatenate([self.buf, frames])
-        new = feat.regular_window_starts(self.next_k, self.n_frames - self.seg, self.hop)
-        self._run(new)
-        self.next_k += len(new)
-        drop = min(int(round(self.next_k * self.hop)) - self.offset, len(self.buf) - self.seg)
+    def _keep_from(self, frame: int) -> None:
+        drop = frame - self.offset
         if drop > 0:
             self.buf, self.offset = self.buf[drop:], self.offset + drop
 
+    def _add(self, starts: np.ndarray, final: bool) -> None:
+        raise NotImplementedError
+
+    def push(self, frames: np.ndarray) -> None:
+        """Add frames; run the windows whose frames (and context) are all there."""
+        self.buf = np.concatenate([self.buf, frames])
+        new = feat.regular_window_starts(self.next_k, self.n_frames - self.seg, self.hop)
+        self.next_k += len(new)
+        if len(new):
+            self.last_start = int(new[-1])
+        self._add(new, final=False)
+
     def finish(self) -> tuple[np.ndarray, np.ndarray]:
-        """The remaining windows (one aligned to the end) → ``(logits, starts)`` of all windows.
+        """Run the remaining windows (one aligned to the end) → ``(logits, starts)`` of all windows.
 
         Requires at least ``segment_frames`` frames in all.
         """
         last = self.n_frames - self.seg
         new = feat.regular_window_starts(self.next_k, last, self.hop)
-        final = new[-1] if len(new) else self.starts[-1][-1] if self.starts else -1
-        self._run(new if final == last else np.append(new, last).astype(np.int64))
+        final = int(new[-1]) if len(new) else self.last_start
+        if final != last:
+            new = np.append(new, last).astype(np.int64)
+        self._add(new, final=True)
         return np.concatenate(self.logits), np.concatenate(self.starts)
 
 
-class SequenceRunner:
-    """Frame logits over overlapping stretches, averaged per window."""
+class WindowRunner(_Runner):
+    """Windows ``(segment_frames, bands)`` through a windowed network, a batch per block."""
+
+    def _add(self, starts: np.ndarray, final: bool) -> None:
+        if len(starts):
+            self.logits.append(self.model.logits(feat.frame_windows(self.buf, starts - self.offset, self.seg)))
+            self.starts.append(starts)
+        if not final:  # the next regular window, and the end-aligned one, need no earlier frames
+            self._keep_from(min(int(round(self.next_k * self.hop)), self.n_frames - self.seg))
+
+
+class SequenceRunner(_Runner):
+    """Stretches of frames through a sequence network, each pooling many windows."""
 
     def __init__(self, model: GenreModel, chunk_frames: int = SEQUENCE_CHUNK_FRAMES) -> None:
-        self.model = model
-        net = model.info.network
-        self.stride, self.context = net.stride, net.context_frames
-        self.chunk = max(self.stride, chunk_frames // self.stride * self.stride)
-        self.buf = np.zeros((0, model.features.n_bands), dtype=np.float32)  # frames [offset, ...)
-        self.offset = 0
-        self.done = 0  # frames [0, done) have their output frames; a multiple of stride
-        self.out: list[np.ndarray] = []
+        super().__init__(model)
+        self.context = model.info.network.context_frames
+        self.chunk = max(1, chunk_frames)
+        self.pending = np.zeros(0, dtype=np.int64)
 
-    @property
-    def n_frames(self) -> int:
-        """Frames pushed so far."""
-        return self.offset + len(self.buf)
+    def _run(self, starts: np.ndarray) -> None:
+        lo = max(0, int(starts[0]) - self.context)
+        hi = min(self.n_frames, int(starts[-1]) + self.seg + self.context)
+        self.logits.append(self.model.sequence_logits(self.buf[lo - self.offset : hi - self.offset], starts - lo))
+        self.starts.append(starts)
 
-    def _run(self, end: int | None) -> None:
-        # outputs for input frames [done, end), computed from [done - context, end + context)
-        lo = max(0, self.done - self.context)
-        hi = self.n_frames if end is None else end + self.context
-        z = self.model.frame_logits(self.buf[lo - self.offset : hi - self.offset])
-        first = (self.done - lo) // self.stride
-        take = len(z) - first if end is None else (end - self.done) // self.stride
-        self.out.append(z[first : first + take])
-        if end is not None:
-            self.done = end
-            keep = self.done - self.context - self.offset
-            if keep > 0:
-                self.buf, self.offset = self.buf[keep:], self.offset + keep
-
-    def push(self, frames: np.ndarray) -> None:
-        """Add frames; run every stretch whose right context has arrived."""
-        self.buf = np.concatenate([self.buf, frames])
-        while self.n_frames >= self.done + self.chunk + self.context:
-            self._run(self.done + self.chunk)
-
-    def finish(self) -> tuple[np.ndarray, np.ndarray]:
-        """Run the last stretch → ``(logits, starts)`` of the runtime's windows.
-
-        Requires at least ``segment_frames`` frames in all.
-        """
-        self._run(None)
-        frame_logits = np.concatenate(self.out)
-        starts = feat.window_starts(self.n_frames, self.model.features)
-        lo, hi = window_frame_ranges(starts, self.model.features.segment_frames, self.stride, len(frame_logits))
-        csum = np.concatenate([np.zeros((1, frame_logits.shape[1]), np.float64), np.cumsum(frame_logits, 0, np.float64)])
-        logits = (csum[hi] - csum[lo]) / (hi - lo)[:, None]
-        return logits.astype(np.float32), starts
+    def _add(self, starts: np.ndarray, final: bool) -> None:
+        self.pending = np.concatenate([self.pending, starts])
+        # a window is ready once its right context has arrived (or the signal has ended)
+        ready_until = self.n_frames if final else self.n_frames - self.seg - self.context
+        while len(self.pending):
+            group = self.pending[self.pending < self.pending[0] + self.chunk]
+            if not final and (group[-1] > ready_until or self.pending[-1] < self.pending[0] + self.chunk):
+                break  # wait for a full stretch, so calls stay large
+            self._run(group)
+            self.pending = self.pending[len(group):]
+        if not final:
+            first_needed = int(self.pending[0]) if len(self.pending) else int(round(self.next_k * self.hop))
+            self._keep_from(min(first_needed, self.n_frames - self.seg) - self.context)
 
 
 def make_runner(model: GenreModel) -> WindowRunner | SequenceRunner:

@@ -5,10 +5,10 @@ output of logits, in one of two layouts:
 
 - ``windows`` (format 1): ``(batch, segment_frames, bands)`` → ``(batch, n_labels)``,
   one call per window;
-- ``sequence`` (format 2): ``(batch, frames, bands)`` → ``(batch, frames // stride, n_labels)``,
-  a fully convolutional network run once over a long stretch of features; a
-  window's logits are the mean of the frame logits it covers
-  (:func:`window_frame_ranges`), so overlapping windows share their computation;
+- ``sequence`` (format 2): features ``(1, frames, bands)`` plus window starts
+  ``(windows,)`` (int64, in frames) → ``(windows, n_labels)``: the network runs
+  once over a long stretch of frames and pools each window from it, so
+  overlapping windows share their computation;
 
 plus a JSON document in the ``metadata_props`` entry named :data:`METADATA_KEY`::
 
@@ -19,7 +19,7 @@ plus a JSON document in the ``metadata_props`` entry named :data:`METADATA_KEY`:
       "features": {...FeatureSpec...},
       "temperature": 1.0,            # logits are divided by it before softmax
       "uncertain_below": 0.0,        # optional: confidence under which a second is "uncertain"
-      "network": {"layout": "sequence", "stride": 8, "context_frames": 128},  # format 2 only
+      "network": {"layout": "sequence", "context_frames": 80},  # format 2 only
       "training": {...}, "metrics": {...}   # free-form, shown in model info
     }
 
@@ -42,11 +42,14 @@ from .features import FeatureSpec
 
 __all__ = [
     "ModelInfo", "NetworkSpec", "GenreModel", "resolve_model_path", "available_models", "select_providers",
-    "window_frame_ranges",
 ]
 
 Device = Literal["auto", "cpu", "cuda"]
 Layout = Literal["windows", "sequence"]
+
+
+_PACKAGE_MODELS = Path(__file__).resolve().parent / "models"
+_SOURCE_MODELS = Path(__file__).resolve().parent.parent / "exported"
 
 
 @dataclass(frozen=True)
@@ -56,63 +59,29 @@ class NetworkSpec:
     Attributes
     ----------
     layout : {"windows", "sequence"}
-        One call per window, or one call over a long stretch of frames.
-    stride : int
-        Input frames per output frame (``sequence`` only).
+        One call per batch of windows, or one call over a long stretch of frames
+        that pools the windows inside it.
     context_frames : int
-        Frames on each side of a stretch that affect its outputs (the receptive
-        field's half-width, rounded up to a multiple of ``stride``): stretches
-        are run with this much overlap so the result equals one call over the
-        whole signal (``sequence`` only).
+        Frames on each side of a window that affect its logits (the receptive
+        field's half-width): stretches are cut with this much extra on each
+        side, so the result equals one call over the whole signal (``sequence`` only).
     """
 
     layout: Layout = "windows"
-    stride: int = 1
     context_frames: int = 0
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> NetworkSpec:
         """Parse the ``network`` metadata entry; raise ``ValueError`` when it is inconsistent."""
-        unknown = set(d) - {"layout", "stride", "context_frames"}
+        unknown = set(d) - {"layout", "context_frames"}
         if unknown:
             raise ValueError(f"unknown network parameters: {sorted(unknown)}")
-        net = cls(str(d.get("layout", "windows")), int(d.get("stride", 1)), int(d.get("context_frames", 0)))  # type: ignore[arg-type]
+        net = cls(str(d.get("layout", "windows")), int(d.get("context_frames", 0)))  # type: ignore[arg-type]
         if net.layout not in ("windows", "sequence"):
             raise ValueError(f"unknown network layout {net.layout!r}")
-        if net.stride < 1 or net.context_frames < 0 or net.context_frames % net.stride:
-            raise ValueError("stride must be positive and context_frames a multiple of it")
+        if net.context_frames < 0:
+            raise ValueError("context_frames must not be negative")
         return net
-
-
-def window_frame_ranges(starts: np.ndarray, segment_frames: int, stride: int, n_out: int) -> tuple[np.ndarray, np.ndarray]:
-    """Output frames ``[lo, hi)`` of a sequence network that cover each window.
-
-    Output frame ``j`` summarises input frames ``[j * stride, (j + 1) * stride)``;
-    a window ``[s, s + segment_frames)`` takes the output frames that start inside it.
-
-    Parameters
-    ----------
-    starts : np.ndarray
-        First input frame of each window.
-    segment_frames : int
-        Input frames per window.
-    stride : int
-        Input frames per output frame.
-    n_out : int
-        Output frames available.
-
-    Returns
-    -------
-    lo, hi : np.ndarray
-        ``(windows,)`` int64 bounds, ``hi > lo`` whenever ``n_out > 0``.
-    """
-    starts = np.asarray(starts, dtype=np.int64)
-    lo = np.minimum(-(-starts // stride), max(n_out - 1, 0))
-    hi = np.clip(-(-(starts + segment_frames) // stride), lo + 1, max(n_out, 1))
-    return lo, hi
-
-_PACKAGE_MODELS = Path(__file__).resolve().parent / "models"
-_SOURCE_MODELS = Path(__file__).resolve().parent.parent / "exported"
 
 
 @dataclass(frozen=True)
@@ -305,26 +274,28 @@ class GenreModel:
 
     def _check_io(self) -> None:
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
-        if len(inputs) != 1 or len(outputs) < 1:
-            raise ModelError(f"{self.path}: expected one input and one output")
         spec, seq = self.info.features, self.info.network.layout == "sequence"
-        want_in = ("frames" if seq else spec.segment_frames, spec.n_bands)
+        if len(inputs) != (2 if seq else 1) or len(outputs) < 1:
+            want = "features and window starts" if seq else "one input"
+            raise ModelError(f"{self.path}: expected {want} and one output, as its metadata says")
+        want_in = (None if seq else spec.segment_frames, spec.n_bands)
         shape = inputs[0].shape
         if len(shape) != 3 or any(
-            isinstance(d, int) and isinstance(w, int) and d != w for d, w in zip(shape[1:], want_in)
+            isinstance(d, int) and w is not None and d != w for d, w in zip(shape[1:], want_in)
         ):
             raise ModelError(
                 f"{self.path}: input shape {shape} disagrees with its metadata "
-                f"(batch, {want_in[0]}, {want_in[1]})"
+                f"({'1, frames' if seq else f'batch, {want_in[0]}'}, {want_in[1]})"
             )
+        if seq and len(inputs[1].shape) != 1:
+            raise ModelError(f"{self.path}: window starts input must be one-dimensional, not {inputs[1].shape}")
         out = outputs[0].shape
-        if len(out) != (3 if seq else 2) or (isinstance(out[-1], int) and out[-1] != len(self.info.labels)):
-            want_out = "(batch, frames, labels)" if seq else "(batch, labels)"
+        if len(out) != 2 or (isinstance(out[1], int) and out[1] != len(self.info.labels)):
             raise ModelError(
-                f"{self.path}: output shape {out} disagrees with its metadata {want_out} "
-                f"and its {len(self.info.labels)} labels"
+                f"{self.path}: output shape {out} disagrees with its {len(self.info.labels)} labels"
             )
         self._input_name = inputs[0].name
+        self._starts_name = inputs[1].name if seq else None
         self._output_name = outputs[0].name
 
     @property
@@ -345,10 +316,14 @@ class GenreModel:
             out.append(self.session.run([self._output_name], {self._input_name: batch})[0])
         return np.concatenate(out, axis=0).astype(np.float32, copy=False)
 
-    def frame_logits(self, x: np.ndarray) -> np.ndarray:
-        """Run a sequence network over features ``(frames, bands)`` → ``(frames // stride, labels)``."""
-        batch = np.ascontiguousarray(x[None], dtype=np.float32)
-        return self.session.run([self._output_name], {self._input_name: batch})[0][0].astype(np.float32, copy=False)
+    def sequence_logits(self, x: np.ndarray, starts: np.ndarray) -> np.ndarray:
+        """Run a sequence network over features ``(frames, bands)`` → logits ``(len(starts), labels)``.
+
+        ``starts`` are the windows' first frames within ``x``.
+        """
+        feeds = {self._input_name: np.ascontiguousarray(x[None], dtype=np.float32),
+                 self._starts_name: np.ascontiguousarray(starts, dtype=np.int64)}
+        return self.session.run([self._output_name], feeds)[0].astype(np.float32, copy=False)
 
     def calibrate(self, logits: np.ndarray) -> np.ndarray:
         """Calibrated class probabilities from logits ``(n, labels)`` (softmax of logits / temperature)."""

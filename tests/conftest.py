@@ -73,12 +73,12 @@ def build_toy_model(
     return path
 
 
-def build_toy_sequence_model(path: Path, *, context_frames: int = 16, bands: int = 96, stride: int = 8) -> Path:
-    """The toy model's sequence twin: frame logits ``(batch, frames // 8, 2)``.
+def build_toy_sequence_model(path: Path, *, context_frames: int = 2, bands: int = 96, segment_frames: int = 63) -> Path:
+    """The toy model's sequence twin: features ``(1, frames, bands)`` + window starts → ``(windows, 2)``.
 
-    Per-frame scores as :func:`build_toy_model`, averaged over ``stride`` frames,
-    then smoothed over 5 output frames: the true context is 16 input frames
-    each side (the metadata may claim otherwise, to test the overlap logic).
+    Per-frame scores as :func:`build_toy_model`, smoothed over 5 frames (so the
+    true context is 2 frames each side; the metadata may claim otherwise, to
+    test the overlap logic), then averaged over each window with a cumulative sum.
     """
     onnx = pytest.importorskip("onnx")
     from onnx import TensorProto, helper, numpy_helper
@@ -91,25 +91,40 @@ def build_toy_sequence_model(path: Path, *, context_frames: int = 16, bands: int
     smooth = np.array([1, 2, 4, 2, 1], dtype=np.float32) / 10.0
     graph = helper.make_graph(
         [
-            helper.make_node("MatMul", ["features", "W"], ["scores"]),
-            helper.make_node("Transpose", ["scores"], ["st"], perm=[0, 2, 1]),
-            helper.make_node("AveragePool", ["st"], ["pooled"], kernel_shape=[stride], strides=[stride]),
-            helper.make_node("Conv", ["pooled", "K", "bias"], ["smoothed"], group=2, pads=[2, 2]),
-            helper.make_node("Transpose", ["smoothed"], ["logits"], perm=[0, 2, 1]),
+            helper.make_node("MatMul", ["features", "W"], ["scores"]),          # (1, T, 2)
+            helper.make_node("Transpose", ["scores"], ["st"], perm=[0, 2, 1]),  # (1, 2, T)
+            helper.make_node("Conv", ["st", "K", "bias"], ["smoothed"], group=2, pads=[2, 2]),
+            helper.make_node("Squeeze", ["smoothed", "zero"], ["frames2"]),    # (2, T)
+            helper.make_node("Cast", ["frames2"], ["frames64"], to=TensorProto.DOUBLE),  # exact sums
+            helper.make_node("CumSum", ["frames64", "one"], ["csum"]),
+            helper.make_node("Pad", ["csum", "pads"], ["csum0"]),                # (2, T + 1)
+            helper.make_node("Add", ["starts", "seg"], ["ends"]),
+            helper.make_node("Gather", ["csum0", "ends"], ["hi"], axis=1),       # (2, W)
+            helper.make_node("Gather", ["csum0", "starts"], ["lo"], axis=1),
+            helper.make_node("Sub", ["hi", "lo"], ["sums"]),
+            helper.make_node("Cast", ["sums"], ["sums32"], to=TensorProto.FLOAT),
+            helper.make_node("Div", ["sums32", "segf"], ["means"]),
+            helper.make_node("Transpose", ["means"], ["logits"], perm=[1, 0]),  # (W, 2)
         ],
         "toy_sequence",
-        [helper.make_tensor_value_info("features", TensorProto.FLOAT, ["batch", "frames", bands])],
-        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", "out_frames", 2])],
+        [helper.make_tensor_value_info("features", TensorProto.FLOAT, [1, "frames", bands]),
+         helper.make_tensor_value_info("starts", TensorProto.INT64, ["windows"])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["windows", 2])],
         initializer=[
             numpy_helper.from_array(w, "W"),
             numpy_helper.from_array(np.stack([smooth, smooth])[:, None, :], "K"),
             numpy_helper.from_array(np.array([0.0, -1.0], dtype=np.float32), "bias"),
+            numpy_helper.from_array(np.array([0], dtype=np.int64), "zero"),
+            numpy_helper.from_array(np.array(1, dtype=np.int64), "one"),
+            numpy_helper.from_array(np.array([0, 1, 0, 0], dtype=np.int64), "pads"),
+            numpy_helper.from_array(np.array(segment_frames, dtype=np.int64), "seg"),
+            numpy_helper.from_array(np.array(segment_frames, dtype=np.float32), "segf"),
         ],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
     model.ir_version = 9
-    spec = FeatureSpec(segment_frames=63, n_mels=bands)
-    info = ModelInfo("toy-seq", "1.0", ("low", "high"), spec, network=NetworkSpec("sequence", stride, context_frames))
+    spec = FeatureSpec(segment_frames=segment_frames, n_mels=bands)
+    info = ModelInfo("toy-seq", "1.0", ("low", "high"), spec, network=NetworkSpec("sequence", context_frames))
     prop = model.metadata_props.add()
     prop.key, prop.value = METADATA_KEY, json.dumps(info.to_metadata())
     onnx.checker.check_model(model)

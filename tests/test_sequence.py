@@ -1,4 +1,4 @@
-"""Sequence (fully convolutional) networks: one call over long stretches, windows pooled from frames."""
+"""Sequence networks: one call over a long stretch of frames pools many windows."""
 
 from __future__ import annotations
 
@@ -7,40 +7,42 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import SR, build_toy_sequence_model
+from conftest import SR, build_toy_model, build_toy_sequence_model
 from signals import noise, tone
 
 from genre_infer import features as feat
 from genre_infer.api import Classifier
 from genre_infer.audio import from_array
 from genre_infer.errors import ModelError
-from genre_infer.inference import SequenceRunner
-from genre_infer.model import GenreModel, ModelInfo, window_frame_ranges
+from genre_infer.features import FeatureSpec
+from genre_infer.inference import SequenceRunner, WindowRunner
+from genre_infer.model import GenreModel, ModelInfo, NetworkSpec
 
 
 def _signal() -> np.ndarray:
-    """70 s that changes every 10 s, so every frame's logits matter."""
-    parts = [tone(SR, 10.0, 110.0) if k % 2 == 0 else noise(SR, 10.0) for k in range(7)]
-    return np.concatenate(parts)
+    """70 s that changes every 10 s, so every frame matters."""
+    return np.concatenate([tone(SR, 10.0, 110.0) if k % 2 == 0 else noise(SR, 10.0) for k in range(7)])
 
 
 def _whole(model: GenreModel, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Reference: one network call over the whole signal's features."""
-    spec = model.features
-    x = feat.compute(y, spec)
-    z = model.frame_logits(x)
-    starts = feat.window_starts(len(x), spec)
-    lo, hi = window_frame_ranges(starts, spec.segment_frames, model.info.network.stride, len(z))
-    return np.stack([z[a:b].mean(0) for a, b in zip(lo, hi)]), starts
+    x = feat.compute(y, model.features)
+    starts = feat.window_starts(len(x), model.features)
+    return model.sequence_logits(x, starts), starts
 
 
 def _chunked(model: GenreModel, y: np.ndarray, chunk_frames: int, block: int) -> tuple[np.ndarray, np.ndarray]:
-    spec = model.features
-    stream, runner = feat.FeatureStream(spec), SequenceRunner(model, chunk_frames)
+    stream, runner = feat.FeatureStream(model.features), SequenceRunner(model, chunk_frames)
+    calls = []
+    real = model.sequence_logits
+    model.sequence_logits = lambda x, s: (calls.append(len(x)), real(x, s))[1]  # type: ignore[method-assign]
     for i in range(0, len(y), block):
         runner.push(stream.push(y[i : i + block]))
+        assert len(runner.buf) <= chunk_frames + 2 * model.features.segment_frames + block // 256 + 200
     runner.push(stream.finish())
-    return runner.finish()
+    out = runner.finish()
+    assert len(calls) > 1 or chunk_frames >= len(out[1]) * 63
+    return out
 
 
 @pytest.mark.parametrize("chunk_frames,block", [(64, 1000), (200, 4321), (2048, 16000)])
@@ -62,6 +64,18 @@ def test_too_little_context_is_detected(tmp_path: Path) -> None:
     assert np.abs(got - ref).max() > 1e-3
 
 
+def test_sequence_and_window_layouts_agree(toy_model: Path, toy_sequence_model: Path) -> None:
+    """The two toy twins compute the same window scores up to the smoothing: same windows, same winners."""
+    y = from_array(_signal(), SR, 16000)
+    out = []
+    for path, cls in ((toy_model, WindowRunner), (toy_sequence_model, SequenceRunner)):
+        runner = cls(GenreModel(path))
+        runner.push(feat.compute(y, runner.model.features))
+        out.append(runner.finish())
+    np.testing.assert_array_equal(out[0][1], out[1][1])
+    assert (out[0][0].argmax(1) == out[1][0].argmax(1)).mean() > 0.9
+
+
 def test_sequence_model_classifies(toy_sequence_model: Path) -> None:
     clf = Classifier(toy_sequence_model)
     assert clf.classify(tone(SR, 6.0, 110.0), SR).genre == "low"
@@ -73,37 +87,35 @@ def test_sequence_model_classifies(toy_sequence_model: Path) -> None:
     assert short.genre == "low" and np.isclose(short.probabilities.sum(), 1.0)
 
 
-def test_window_frame_ranges_cover_each_window() -> None:
-    lo, hi = window_frame_ranges(np.array([0, 62, 125, 813]), 187, 8, 125)
-    assert lo.tolist() == [0, 8, 16, 102] and hi.tolist() == [24, 32, 39, 125]
-    lo, hi = window_frame_ranges(np.array([0]), 187, 8, 3)  # fewer outputs than the window spans
-    assert (lo.tolist(), hi.tolist()) == ([0], [3])
-
-
 def test_sequence_metadata_round_trip_and_refusals(toy_sequence_model: Path) -> None:
     import onnxruntime as ort
 
     meta = json.loads(ort.InferenceSession(str(toy_sequence_model)).get_modelmeta().custom_metadata_map["genre_infer"])
-    assert meta["format_version"] == 2 and meta["network"] == {"layout": "sequence", "stride": 8, "context_frames": 16}
+    assert meta["format_version"] == 2 and meta["network"] == {"layout": "sequence", "context_frames": 2}
     assert ModelInfo.from_metadata(meta).to_metadata() == meta
     for bad, msg in [
         ({**meta, "format_version": 1}, "format 2"),
         ({**meta, "network": {"layout": "spiral"}}, "layout"),
-        ({**meta, "network": {"layout": "sequence", "stride": 8, "context_frames": 12}}, "multiple"),
+        ({**meta, "network": {"layout": "sequence", "context_frames": -1}}, "negative"),
         ({**meta, "network": {"layout": "sequence", "dilation": 2}}, "unknown network"),
     ]:
         with pytest.raises(ModelError, match=msg):
             ModelInfo.from_metadata(bad)
 
 
-def test_windowed_model_claiming_sequence_is_refused(tmp_path: Path) -> None:
-    """A (batch, labels) output under sequence metadata is caught before any audio is read."""
-    from conftest import build_toy_model
+def test_layout_and_graph_must_agree(tmp_path: Path) -> None:
+    """A windowed graph under sequence metadata, and the reverse, are refused before any audio is read."""
+    info = ModelInfo("x", "1", ("low", "high"), FeatureSpec(segment_frames=63), network=NetworkSpec("sequence", 2))
+    with pytest.raises(ModelError, match="window starts"):
+        GenreModel(build_toy_model(tmp_path / "liar.onnx", metadata=info.to_metadata()))
+    seq = build_toy_sequence_model(tmp_path / "seq.onnx")
+    import onnx
 
-    from genre_infer.features import FeatureSpec
-    from genre_infer.model import NetworkSpec
-
-    info = ModelInfo("x", "1", ("low", "high"), FeatureSpec(segment_frames=63), network=NetworkSpec("sequence", 8, 16))
-    path = build_toy_model(tmp_path / "liar.onnx", metadata=info.to_metadata())
-    with pytest.raises(ModelError, match="output shape"):
-        GenreModel(path)
+    m = onnx.load(str(seq))
+    meta = json.loads(m.metadata_props[0].value)
+    meta.pop("network")
+    meta["format_version"] = 1
+    m.metadata_props[0].value = json.dumps(meta)
+    onnx.save(m, str(tmp_path / "seq-as-windows.onnx"))
+    with pytest.raises(ModelError, match="one input"):
+        GenreModel(tmp_path / "seq-as-windows.onnx")

@@ -37,7 +37,6 @@ from torch import nn
 
 from genre_infer import audio as gi_audio
 from genre_infer import features as gi_features
-from genre_infer.model import NetworkSpec, window_frame_ranges
 
 from .constants import REPO_ROOT, SEED
 from .data import Track
@@ -124,6 +123,14 @@ class StudentItem:
     n_samples: int
     h: np.ndarray  # (windows, 200) teacher embedding
     t_logits: np.ndarray  # (windows, labels) teacher logits
+
+
+def window_frame_ranges(starts: np.ndarray, segment_frames: int, stride: int, n_out: int) -> tuple[np.ndarray, np.ndarray]:
+    """Output frames ``[lo, hi)`` (one per ``stride`` input frames) that start inside each window."""
+    starts = np.asarray(starts, dtype=np.int64)
+    lo = np.minimum(-(-starts // stride), max(n_out - 1, 0))
+    hi = np.clip(-(-(starts + segment_frames) // stride), lo + 1, max(n_out, 1))
+    return lo, hi
 
 
 def _features_path(track: Track, version: int, seed: int) -> Path:
