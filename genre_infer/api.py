@@ -11,7 +11,7 @@ import numpy as np
 from . import audio as audio_mod
 from . import features as feat
 from . import timeline as tl
-from .constants import MIN_DURATION_S, MIN_SECTION_S, SILENCE_PEAK, SMOOTHING_RADIUS, TIMELINE_STEP_S
+from .constants import MAX_PEAK, MIN_DURATION_S, MIN_SECTION_S, SILENCE_PEAK, SMOOTHING_RADIUS, TIMELINE_STEP_S
 from .errors import AudioError, DecodeError, SilentError, TooShortError
 from .inference import make_runner
 from .model import Device, GenreModel
@@ -29,7 +29,7 @@ class Analysis(NamedTuple):
     probs: np.ndarray  #: ``(windows, labels)`` calibrated probabilities
     starts_s: np.ndarray  #: ``(windows,)`` window start times in seconds
     n_samples: int  #: length of the signal at the model's rate
-    peak: float  #: largest absolute sample value
+    peak: float  #: largest absolute sample value once each block's mean (DC offset) is removed
 
 
 class Classifier:
@@ -98,7 +98,7 @@ class Classifier:
         for block in blocks:
             if len(block) == 0:
                 continue
-            peak = max(peak, float(np.max(np.abs(block))))
+            peak = max(peak, float(np.max(np.abs(block - block.mean()))))  # a DC offset is not signal
             if stream.n_samples < spec.segment_samples:
                 head.append(block)
             runner.push(stream.push(block))
@@ -129,7 +129,8 @@ class Classifier:
     def classify(self, audio: AudioInput, sr: int | None = None) -> Result:
         """Classify one song. See :func:`classify`."""
         spec = self.model.features
-        a = self.analyse(self._blocks(audio, sr))
+        with np.errstate(all="ignore"):  # absurd sample values are refused below, not warned about
+            a = self.analyse(self._blocks(audio, sr))
         duration = a.n_samples / spec.sr
         if a.n_samples == 0:
             raise DecodeError("no audio could be decoded (empty or truncated file)")
@@ -139,6 +140,8 @@ class Classifier:
             )
         if a.peak <= SILENCE_PEAK:
             raise SilentError("silent (no signal above -80 dBFS)")
+        if a.peak > MAX_PEAK:
+            raise AudioError(f"sample values far outside [-1, 1] (peak {a.peak:.3g}): not audio scaled as files are")
         info = self.model.info
         steps, song = tl.timeline_from_logits(
             a.logits, a.starts_s, spec.segment_s, duration, TIMELINE_STEP_S, info.temperature

@@ -40,6 +40,10 @@ MIN_DURATION_S = 1.0
 #: Peak absolute amplitude at or below which a signal counts as silent (-80 dBFS).
 SILENCE_PEAK = 1e-4
 
+#: Peak absolute amplitude above which float samples are refused as not audio (+60 dBFS):
+#: float files may exceed 1.0 a little, never by a factor of a thousand.
+MAX_PEAK = 1000.0
+
 #: Timeline resolution in seconds (one row per second).
 TIMELINE_STEP_S = 1.0
 

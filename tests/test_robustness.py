@@ -485,7 +485,7 @@ SIGNALS = {
     # name: (samples, or (samples, channels); subtype; expected genre, start of the error, or None: either)
     "ten_ms": (tone(SR16, 0.01), "PCM_16", "too short (0.01 s"),
     "silence": (np.zeros(SR16 * 3, np.float32), "PCM_16", "silent"),
-    "dc_only": (np.full(SR16 * 3, 0.5, np.float32), "PCM_16", None),
+    "dc_only": (np.full(SR16 * 3, 0.5, np.float32), "PCM_16", "silent"),  # a DC offset is not signal
     "tone_with_dc_offset": (0.4 + 0.5 * tone(SR16, 3.0, 110.0), "PCM_16", "low"),
     "full_scale_square": (np.where(np.sin(2 * np.pi * 110 * _T + 0.1) >= 0, 1.0, -1.0), "PCM_16", "low"),
     "clipped_sine": (np.clip(4.0 * np.sin(2 * np.pi * 110 * _T), -1, 1), "PCM_16", "low"),

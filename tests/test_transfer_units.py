@@ -90,3 +90,43 @@ def test_genre_network_exports_and_runs(tmp_path: Path) -> None:
     assert diff < 1e-4
     result = load_model(out).classify(rhythm(22050, 5.0), sr=22050)
     assert result.genre in ("a", "b", "c") and len(result.timeline) == 5
+
+
+def test_sequence_network_equals_its_stretches_and_exports(tmp_path: Path) -> None:
+    """musicnn over a whole signal, pooled per window: equal to stretches cut with CONTEXT_FRAMES
+    on each side (so the runtime may chunk long files), and exported with parity."""
+    from genre_infer import features as F
+    from genre_infer import load_model
+    from genre_infer.inference import SequenceRunner
+    from genre_infer.model import ModelInfo, NetworkSpec
+    from signals import rhythm
+    from train.transfer import CONTEXT_FRAMES, GenreMusicnnSequence
+
+    backbone = _randomised()
+    head = Head(backbone, 3, HeadConfig(kind="mlp", hidden=16)).eval()
+    net = GenreMusicnnSequence(backbone, head).eval()
+    x = torch.from_numpy(np.random.default_rng(1).normal(1.0, 0.5, (1, 900, 96)).astype(np.float32))
+    starts = torch.tensor([0, 62, 300, 500, 713])
+    with torch.no_grad():
+        whole = net(x, starts)
+        lo, hi = 300 - CONTEXT_FRAMES, 500 + PATCH_FRAMES + CONTEXT_FRAMES
+        part = net(x[:, lo:hi], starts[2:4] - lo)
+        short = net(x[:, lo + 40 : hi - 40], starts[2:4] - lo - 40)
+        windowed = GenreMusicnn(backbone, head)(torch.stack([x[0, s : s + PATCH_FRAMES] for s in starts]))
+    torch.testing.assert_close(part, whole[2:4], atol=1e-4, rtol=1e-4)
+    assert (short - whole[2:4]).abs().max() > 1e-3  # less context than declared changes the result
+    assert not torch.allclose(whole, windowed, atol=1e-3)  # real context, not zero padding, at window edges
+
+    info = ModelInfo("musicnn-seq", "0", ("a", "b", "c"), MUSICNN_SPEC, network=NetworkSpec("sequence", CONTEXT_FRAMES))
+    out = tmp_path / "seq.onnx"
+    assert write_checked(net, info, (x.numpy(), starts.numpy()), out) < 1e-4
+    clf = load_model(out)
+    y = rhythm(16000, 75.0)
+    a = clf.analyse([y])  # long enough for several stretches
+    xs = F.compute(y, MUSICNN_SPEC)
+    ref_starts = F.window_starts(len(xs), MUSICNN_SPEC)
+    with torch.no_grad():
+        ref = net(torch.from_numpy(xs)[None], torch.from_numpy(ref_starts)).numpy()
+    assert isinstance(SequenceRunner(clf.model), SequenceRunner)
+    np.testing.assert_allclose(a.logits, ref, atol=1e-3)
+    assert clf.classify(y, sr=16000).genre in ("a", "b", "c")

@@ -67,19 +67,25 @@ def ece(probs: np.ndarray, labels: np.ndarray, bins: int = 15) -> float:
 
 
 def onnx_export(net: nn.Module, spec: FeatureSpec, path: Path, sequence: bool = False) -> None:
-    """Plain ONNX export (TorchScript exporter) with a dynamic batch axis.
+    """Plain ONNX export (TorchScript exporter).
 
-    A ``sequence`` network (``(batch, frames, bands)`` → ``(batch, frames // stride, labels)``)
-    also gets dynamic frame axes.
+    A windowed network gets a dynamic batch axis; a ``sequence`` network
+    (features ``(1, frames, bands)`` + ``starts (windows,)`` → ``(windows, labels)``)
+    dynamic frame and window axes.
     """
-    frames = 4 * spec.segment_frames if sequence else spec.segment_frames
-    dummy = torch.zeros(2, frames, spec.n_bands)
-    axes = ({"features": {0: "batch", 1: "frames"}, "logits": {0: "batch", 1: "out_frames"}} if sequence
-            else {"features": {0: "batch"}, "logits": {0: "batch"}})
+    if sequence:
+        frames = 4 * spec.segment_frames
+        args: tuple[torch.Tensor, ...] = (torch.zeros(1, frames, spec.n_bands),
+                                          torch.tensor([0, spec.segment_frames, frames - spec.segment_frames]))
+        names = ["features", "starts"]
+        axes = {"features": {1: "frames"}, "starts": {0: "windows"}, "logits": {0: "windows"}}
+    else:
+        args, names = (torch.zeros(2, spec.segment_frames, spec.n_bands),), ["features"]
+        axes = {"features": {0: "batch"}, "logits": {0: "batch"}}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            net.eval(), (dummy,), str(path), input_names=["features"], output_names=["logits"],
+            net.eval(), args, str(path), input_names=names, output_names=["logits"],
             dynamic_axes=axes, opset_version=OPSET, dynamo=False,
         )
 
@@ -99,21 +105,30 @@ def write_metadata(path: Path, info: ModelInfo) -> None:
     onnx.save(model, str(path))
 
 
-def parity(net: nn.Module, path: Path, windows: np.ndarray) -> float:
-    """Max abs difference between onnxruntime's and torch's logits on ``windows``."""
+def parity(net: nn.Module, path: Path, windows: np.ndarray | tuple[np.ndarray, np.ndarray]) -> float:
+    """Max abs difference between onnxruntime's and torch's logits on an example input.
+
+    ``windows`` is ``(batch, frames, bands)`` for a windowed network, or
+    ``(features (1, frames, bands), starts)`` for a sequence network.
+    """
     import onnxruntime as ort
 
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    inputs = windows if isinstance(windows, tuple) else (windows,)
+    arrays = [np.ascontiguousarray(a, dtype=np.int64 if a.dtype.kind in "iu" else np.float32) for a in inputs]
     with torch.no_grad():
-        ref = net.eval()(torch.from_numpy(np.ascontiguousarray(windows, dtype=np.float32))).numpy()
-    got = sess.run(["logits"], {"features": np.ascontiguousarray(windows, dtype=np.float32)})[0]
+        ref = net.eval()(*[torch.from_numpy(a) for a in arrays]).numpy()
+    got = sess.run(["logits"], dict(zip(["features", "starts"], arrays)))[0]
     return float(np.max(np.abs(ref - got)))
 
 
-def write_checked(net: nn.Module, info: ModelInfo, windows: np.ndarray, out: Path) -> float:
+def write_checked(
+    net: nn.Module, info: ModelInfo, windows: np.ndarray | tuple[np.ndarray, np.ndarray], out: Path,
+) -> float:
     """Export ``net`` with ``info`` as metadata to ``out``, only once every check has passed.
 
     The file is written beside ``out`` first; onnxruntime must match torch on ``windows``
+    (see :func:`parity` for the sequence layout's pair of inputs)
     (max abs logit difference below :data:`PARITY_TOL`) and :func:`genre_infer.load_model`
     must read back the same labels and features. Then it replaces ``out`` atomically, so an
     exported model is always valid. Returns the parity difference.

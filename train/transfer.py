@@ -39,7 +39,7 @@ from .data import Track, assign_splits, discover
 from .metrics import TrackPrediction, scores, softmax, track_timeline, track_verdict, track_windows
 from .musicnn import PATCH_FRAMES, Musicnn
 
-__all__ = ["MUSICNN_SPEC", "EmbeddedTrack", "version_audio", "embed_tracks", "HeadConfig", "Head", "GenreMusicnn", "fit_head", "run"]
+__all__ = ["MUSICNN_SPEC", "EmbeddedTrack", "version_audio", "embed_tracks", "HeadConfig", "Head", "GenreMusicnn", "GenreMusicnnSequence", "pool_windows", "fit_head", "run"]
 
 #: musicnn's features (its training used these, with a float16 round trip we skip).
 MUSICNN_SPEC = FeatureSpec(kind="melgram", sr=16000, n_fft=512, hop_length=256, n_mels=96,
@@ -70,6 +70,30 @@ def load_backbone(path: Path = PRETRAINED) -> Musicnn:
     return net.eval()
 
 
+#: Frames on each side that reach a frame's musicnn features: the 128-frame temporal
+#: convolutions reach 64 frames, the three 7-frame mid-end layers 9 more.
+CONTEXT_FRAMES = 80
+
+
+def pool_windows(frames: torch.Tensor, starts: torch.Tensor, segment_frames: int = PATCH_FRAMES) -> torch.Tensor:
+    """musicnn's max-and-mean pooling of each window of per-frame features.
+
+    ``frames (753, T)`` and window ``starts (W,)`` → ``(W, 1506)``, interleaved per
+    channel exactly as :meth:`Musicnn.pool` (the head's pretrained layers expect that order).
+    """
+    g = frames[:, starts[:, None] + torch.arange(segment_frames)[None, :]]  # (753, W, seg)
+    return torch.stack([g.amax(dim=2).T, g.mean(dim=2).T], dim=2).flatten(1)
+
+
+@torch.no_grad()
+def pooled_sequence(net: Musicnn, y: np.ndarray, spec: FeatureSpec = MUSICNN_SPEC) -> tuple[np.ndarray, np.ndarray]:
+    """Pooled features of the runtime windows, with musicnn run once over the whole signal."""
+    x = gi_features.compute(gi_features.fill_window(y, spec), spec)
+    starts = gi_features.window_starts(len(x), spec)
+    frames = net.frame_features(torch.from_numpy(x)[None])[0]
+    return pool_windows(frames, torch.from_numpy(starts)).numpy(), starts * spec.hop_length / spec.sr
+
+
 @torch.no_grad()
 def pooled_windows(net: Musicnn, y: np.ndarray, spec: FeatureSpec = MUSICNN_SPEC,
                    batch: int = 32) -> tuple[np.ndarray, np.ndarray]:
@@ -92,16 +116,21 @@ def version_audio(y: np.ndarray, track: Track, version: int, seed: int = SEED, s
     return random_chain(y, MUSICNN_SPEC.sr, rng, strength)
 
 
-def _cache_path(track: Track, version: int, seed: int) -> Path:
+def _cache_path(track: Track, version: int, seed: int, layout: str = "windows") -> Path:
     key = hashlib.sha1(f"{track.path}|{track.path.stat().st_size}|{version}|{seed}".encode()).hexdigest()[:16]
-    return EMBED_DIR / f"{track.path.stem}-{version}-{key}.npz"
+    folder = EMBED_DIR if layout == "windows" else EMBED_DIR.with_name(f"embeddings-{layout}")
+    return folder / f"{track.path.stem}-{version}-{key}.npz"
 
 
 def embed_tracks(
     root: str | os.PathLike[str], n_aug: int = 4, seed: int = SEED, strength: float = 1.0,
-    log: Any = print,
+    log: Any = print, layout: str = "windows",
 ) -> tuple[list[EmbeddedTrack], list[str], str]:
     """Embed every clip of a data root (augmented copies for train/extra), cached.
+
+    ``layout`` ``"windows"`` runs musicnn on each 3-s window alone (as it was
+    trained); ``"sequence"`` runs it once over the whole clip and pools each
+    window from it, as the sequence network does at run time.
 
     Returns
     -------
@@ -115,14 +144,15 @@ def embed_tracks(
     index = {g: i for i, g in enumerate(labels)}
     net = load_backbone()
     torch.set_num_threads(os.cpu_count() or 1)
-    EMBED_DIR.mkdir(parents=True, exist_ok=True)
+    if layout not in ("windows", "sequence"):
+        raise ValueError(f"unknown layout {layout!r}")
     items: list[EmbeddedTrack] = []
     t0 = time.time()
     for n, track in enumerate(t for t in tracks if t.split):
         versions = 1 + (n_aug if track.split in ("train", "extra") else 0)
         y = None
         for v in range(versions):
-            path = _cache_path(track, v, seed)
+            path = _cache_path(track, v, seed, layout)
             if path.is_file():
                 z = np.load(path)
                 pooled, starts_s, n_samples = z["pooled"].astype(np.float32), z["starts_s"], int(z["n_samples"])
@@ -130,8 +160,9 @@ def embed_tracks(
                 if y is None:
                     y = gi_audio.load(track.path, MUSICNN_SPEC.sr)
                 yv = version_audio(y, track, v, seed, strength)
-                pooled, starts_s = pooled_windows(net, yv)
+                pooled, starts_s = (pooled_sequence if layout == "sequence" else pooled_windows)(net, yv)
                 n_samples = len(yv)
+                path.parent.mkdir(parents=True, exist_ok=True)
                 np.savez(path, pooled=pooled.astype(np.float16), starts_s=starts_s, n_samples=n_samples)
             items.append(EmbeddedTrack(track, index[track.genre], v, pooled, starts_s, n_samples))
         if (n + 1) % 10 == 0:
@@ -204,6 +235,19 @@ class GenreMusicnn(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.backbone.pool(self.backbone.frame_features(x)))
+
+
+class GenreMusicnnSequence(nn.Module):
+    """The same network in the sequence layout: features ``(1, frames, 96)`` and window
+    starts ``(W,)`` → ``(W, labels)``; musicnn runs once over all the frames."""
+
+    def __init__(self, backbone: Musicnn, head: Head) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.head = head
+
+    def forward(self, x: torch.Tensor, starts: torch.Tensor) -> torch.Tensor:
+        return self.head(pool_windows(self.backbone.frame_features(x)[0], starts))
 
 
 def _predict(head: Head, items: list[EmbeddedTrack], temperature: float = 1.0) -> list[TrackPrediction]:
@@ -288,13 +332,21 @@ def save_json(path: Path, obj: Any) -> None:
     path.write_text(json.dumps(obj, indent=2, default=float) + "\n")
 
 
-def window_logits(head: Head, items: list[EmbeddedTrack]) -> tuple[np.ndarray, np.ndarray]:
-    """Logits and labels of every window of clean clips."""
+def second_logits(head: Head, items: list[EmbeddedTrack]) -> tuple[np.ndarray, np.ndarray]:
+    """Per-second logits (window logits pooled as the runtime pools them) and labels of clean clips.
+
+    The temperature is fitted on these: they are what the timeline's probabilities come from.
+    """
+    from genre_infer import timeline as tl
+
     head.eval()
     clean = [it for it in items if it.version == 0]
+    out = []
     with torch.no_grad():
-        logits = np.concatenate([head(torch.from_numpy(it.pooled)).numpy() for it in clean])
-    return logits, np.concatenate([np.full(len(it.pooled), it.label) for it in clean])
+        for it in clean:
+            z = head(torch.from_numpy(it.pooled)).numpy()
+            out.append(tl.step_average(z, it.starts_s, MUSICNN_SPEC.segment_s, it.n_samples / MUSICNN_SPEC.sr))
+    return np.concatenate(out), np.concatenate([np.full(len(z), it.label) for z, it in zip(out, clean)])
 
 
 SEARCH_SPACE: dict[str, list[Any]] = {
@@ -381,16 +433,17 @@ def _report(head: Head, items: list[EmbeddedTrack], labels: list[str], temperatu
 def run(
     root: str | os.PathLike[str], out_dir: Path, n_aug: int, trials: int, export_to: Path | None,
     name: str, version: str, uncertain_below: float, read_test: bool, log: Any = print,
+    layout: str = "sequence",
 ) -> dict[str, Any]:
     """The whole transfer recipe: embed, search (valid), calibrate (valid), retrain, test once, CV, export."""
     from datetime import datetime, timezone
 
-    from genre_infer.model import ModelInfo
+    from genre_infer.model import ModelInfo, NetworkSpec
 
     from .export import ece, fit_temperature, write_checked
 
     t_start = time.time()
-    items, labels, how = embed_tracks(root, n_aug, log=log)
+    items, labels, how = embed_tracks(root, n_aug, log=log, layout=layout)
     n_labels = len(labels)
     backbone = load_backbone()
     # heads are tiny: one thread avoids the thread pool's waits when another process holds a core
@@ -410,10 +463,12 @@ def run(
 
     # the selected model (trained without valid) gives the validation figures and the temperature
     head_sel, info_sel = fit_head(backbone, _split(items, ("train", "extra"), use_aug), valid, n_labels, cfg)
-    z, y = window_logits(head_sel, valid)
+    z, y = second_logits(head_sel, valid)
     temperature = fit_temperature(z, y)
+    preds_t = _predict(head_sel, valid, temperature)
     calib = {"temperature": temperature, "ece_before": ece(softmax(z), y), "ece_after": ece(softmax(z, temperature), y),
-             "fitted_on": "validation windows of the model trained on train+extra"}
+             "fitted_on": "per-second logits of the validation clips, model trained on train+extra",
+             "track_ece_after": ece(np.stack([p.track_probs for p in preds_t]), np.array([p.label for p in preds_t]))}
     p_valid = softmax(z, temperature)
     conf, hit = p_valid.max(1), p_valid.argmax(1) == y
     calib["uncertain_below"] = uncertain_below
@@ -444,10 +499,10 @@ def run(
     if test_report:
         log(f"TEST (read once): {json.dumps(test_report['scores'])}")
 
-    net = GenreMusicnn(backbone, head).eval()
+    net = (GenreMusicnnSequence if layout == "sequence" else GenreMusicnn)(backbone, head).eval()
     result = {
         "labels": labels, "split": how, "search_best": best, "config": asdict(cfg), "augmented": use_aug,
-        "n_aug": n_aug, "valid": valid_report, "calibration": calib, "cv": cv_summary, "test": test_report,
+        "n_aug": n_aug, "layout": layout, "valid": valid_report, "calibration": calib, "cv": cv_summary, "test": test_report,
         "parameters": int(sum(p.numel() for p in net.parameters())), "wall_s": round(time.time() - t_start, 1),
     }
     save_json(out_dir / "result.json", result)
@@ -455,7 +510,7 @@ def run(
         extra = {
             "training": {
                 "data": f"GTZAN subset ({Path(root).name}): {len(items)} clip versions", "split": how,
-                "recipe": "musicnn (MSD) front/mid end frozen; genre head trained on pooled features "
+                "recipe": f"musicnn (MSD) front/mid end frozen ({layout} layout); genre head trained on pooled features "
                           f"of {n_aug} augmented copies per training clip; selected on valid; retrained on "
                           "train+valid+extra for the selected epochs",
                 "pretrained": "musicnn 0.1.0 MSD_musicnn (PyPI wheel, ISC licence)",
@@ -469,13 +524,16 @@ def run(
             },
             "parameters": result["parameters"],
         }
+        network = NetworkSpec("sequence", CONTEXT_FRAMES) if layout == "sequence" else NetworkSpec()
         info = ModelInfo(name, version, tuple(labels), features=MUSICNN_SPEC, temperature=temperature,
-                         uncertain_below=uncertain_below, extra=extra)
+                         uncertain_below=uncertain_below, extra=extra, network=network)
         first = test[0] if test else valid[0]
         y0 = gi_audio.load(first.track.path, MUSICNN_SPEC.sr)
         x0 = gi_features.compute(y0, MUSICNN_SPEC)
-        windows = gi_features.frame_windows(x0, gi_features.window_starts(len(x0), MUSICNN_SPEC), PATCH_FRAMES)[:16]
-        diff = write_checked(net, info, windows, export_to)
+        starts0 = gi_features.window_starts(len(x0), MUSICNN_SPEC)
+        example = ((x0[None], starts0) if layout == "sequence"
+                   else gi_features.frame_windows(x0, starts0, PATCH_FRAMES)[:16])
+        diff = write_checked(net, info, example, export_to)
         log(f"exported {export_to} (parity {diff:.2e})")
         result["parity"] = diff
         save_json(out_dir / "result.json", result)
@@ -496,10 +554,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--version", default="1.0.0")
     ap.add_argument("--uncertain-below", type=float, default=0.35)
     ap.add_argument("--no-test", action="store_true", help="do not read the test split")
+    ap.add_argument("--layout", choices=["sequence", "windows"], default="sequence",
+                    help="sequence: musicnn once over the whole melgram, windows pooled from it (fast); "
+                         "windows: musicnn on each 3-s window alone, as it was trained")
     a = ap.parse_args(argv)
     out = a.out or REPO_ROOT / "runs" / (time.strftime("%Y%m%d-%H%M%S") + "-transfer")
     run(a.data, out, a.n_aug, a.trials, a.export, a.name, a.version, a.uncertain_below, not a.no_test,
-        log=lambda m: print(m, flush=True))
+        log=lambda m: print(m, flush=True), layout=a.layout)
     return 0
 
 
