@@ -94,15 +94,21 @@ def stages(model: str | None, song: Path) -> dict[str, float]:
     mono = audio.to_mono(y.T)
     z = audio.resample(mono, sr, spec.sr)
     x = features.compute(z, spec)
-    windows = features.frame_windows(x, features.window_starts(len(x), spec), spec.segment_frames)
+    from genre_infer.inference import make_runner
+
+    def network() -> tuple[np.ndarray, np.ndarray]:
+        runner = make_runner(clf.model)  # windowed or sequence, as classify() runs it
+        runner.push(x)
+        return runner.finish()
+
     clf.classify(song)  # warm-up
     out = {
         "duration_s": len(mono) / sr,
         "decode_s": timed(lambda: sf.read(song, dtype="float32", always_2d=True)),
         "resample_s": timed(lambda: audio.resample(mono, sr, spec.sr)),
         "features_s": timed(lambda: features.compute(z, spec)),
-        "network_s": timed(lambda: clf.model.probabilities(windows)),
-        "windows": float(len(windows)),
+        "network_s": timed(network),
+        "windows": float(len(network()[1])),
         "total_s": timed(lambda: clf.classify(song)),
     }
     out["realtime_x"] = out["duration_s"] / out["total_s"]
@@ -121,7 +127,7 @@ def naive(model: str | None, song: Path) -> dict[str, float]:
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = 1
     sess = ort.InferenceSession(str(m.path), opts, providers=["CPUExecutionProvider"])
-    name = sess.get_inputs()[0].name
+    names = [i.name for i in sess.get_inputs()]  # a sequence model also takes window starts
 
     def run() -> None:
         y, _ = librosa.load(song, sr=spec.sr)
@@ -131,7 +137,10 @@ def naive(model: str | None, song: Path) -> dict[str, float]:
             mel = librosa.feature.melspectrogram(y=y[start : start + seg], sr=spec.sr, n_fft=spec.n_fft,
                                                  hop_length=spec.hop_length, n_mels=spec.n_mels)
             x = np.log10(1 + spec.log_scale * mel).T[None, : spec.segment_frames].astype(np.float32)
-            sess.run(None, {name: (x - spec.mean) / spec.std})
+            feeds = {names[0]: (x - spec.mean) / spec.std}
+            if len(names) > 1:
+                feeds[names[1]] = np.zeros(1, dtype=np.int64)
+            sess.run(None, feeds)
 
     run()  # warm-up (numba compiles librosa's resampler path on first use)
     return {"total_s": timed(run, repeat=1)}

@@ -146,3 +146,23 @@ def test_temperature_fit_recovers_scale() -> None:
     labels = np.array([rng.choice(4, p=np.exp(r) / np.exp(r).sum()) for r in true])
     t = export.fit_temperature(true * 3.0, labels)  # logits 3x too confident
     assert t == pytest.approx(3.0, rel=0.15)
+
+
+def test_distilled_student_shapes_and_context() -> None:
+    """The student emits one frame per 8 and its declared context makes stretches exact."""
+    import torch
+
+    from train.distill import STRIDE, Student, StudentConfig, window_frame_ranges
+
+    torch.manual_seed(0)
+    net = Student(3).eval()
+    x = torch.randn(1, 800, 96)
+    ctx = Student.context_frames(StudentConfig())
+    with torch.no_grad():
+        whole = net(x)
+        part = net(x[:, 200 - ctx : 400 + ctx])
+    assert whole.shape == (1, 800 // STRIDE, 3) and ctx % STRIDE == 0
+    k = ctx // STRIDE
+    torch.testing.assert_close(part[:, k : k + 200 // STRIDE], whole[:, 200 // STRIDE : 400 // STRIDE], atol=1e-4, rtol=1e-4)
+    lo, hi = window_frame_ranges(np.array([0, 62, 613]), 187, STRIDE, 100)
+    assert lo.tolist() == [0, 8, 77] and hi.tolist() == [24, 32, 100]

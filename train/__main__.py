@@ -1,4 +1,4 @@
-"""``python -m train prepare|fit|search|evaluate|export|pretrained|transfer`` (``--help`` on each)."""
+"""``python -m train prepare|fit|search|evaluate|export|pretrained|transfer|distill`` (``--help`` on each)."""
 
 from __future__ import annotations
 
@@ -161,6 +161,12 @@ def build_parser() -> argparse.ArgumentParser:
                             "(see `transfer --help`)")
     q.add_argument("args", nargs=argparse.REMAINDER)
     q.set_defaults(func=cmd_transfer)
+
+    q = sub.add_parser("distill", add_help=False,
+                       help="experiment: a small sequence CNN distilled from the transfer model, scored on "
+                            "valid (see `distill --help`)")
+    q.add_argument("args", nargs=argparse.REMAINDER)
+    q.set_defaults(func=cmd_distill)
     return p
 
 
@@ -178,10 +184,16 @@ def cmd_transfer(a: argparse.Namespace) -> int:
     return transfer.main(list(a.args))
 
 
+def cmd_distill(a: argparse.Namespace) -> int:
+    from . import distill
+
+    return distill.main(list(a.args))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point."""
     args = list(sys.argv[1:] if argv is None else argv)
-    if args and args[0] in ("pretrained", "transfer"):  # their own parsers take every argument
+    if args and args[0] in ("pretrained", "transfer", "distill"):  # their own parsers take every argument
         return int(build_parser().parse_args(args[:1]).func(argparse.Namespace(args=args[1:])))
     a = build_parser().parse_args(args)
     return int(a.func(a))

@@ -17,8 +17,10 @@ augmented copies, :func:`train.transfer.version_audio`):
 - ``ce``: class-balanced cross-entropy on the true genre.
 
 ``python -m train distill`` trains on train+extra with early stopping on
-validation (the honest figures), then retrains on train+valid+extra for the
-selected epochs, reads test once, and exports ``exported/fast.onnx``.
+validation and reports the student beside its teacher. Measured so far
+(``runs/distill-v1``): 40.7% validation track accuracy against the teacher's
+81.4%: 75 clips cannot teach a network what musicnn learnt from a million
+songs, so the student is not shipped.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ from .data import Track
 from .metrics import TrackPrediction, scores, softmax, track_verdict
 from .transfer import MUSICNN_SPEC, EmbeddedTrack, Head, HeadConfig, embed_tracks, fit_head, load_backbone, version_audio
 
-__all__ = ["StudentConfig", "Student", "StudentItem", "student_items", "fit_student", "predict", "run"]
+__all__ = ["StudentConfig", "Student", "StudentItem", "student_items", "fit_student", "predict", "run", "main"]
 
 STRIDE = 8
 DISTILL_DIR = REPO_ROOT / ".cache" / "distill"
@@ -280,3 +282,51 @@ def fit_student(
         net.load_state_dict(best_state)
     net.eval()
     return net, {"best_epoch": best_epoch or n_epochs, "history": history, "config": asdict(cfg)}
+
+
+def run(root: str | os.PathLike[str], out_dir: Path, n_aug: int, cfg: StudentConfig, log: Any = print) -> dict[str, Any]:
+    """Distil on train+extra (teacher: the shipped recipe's head trained on train+extra) and score on valid.
+
+    Validation only: the student is not shipped unless it earns it, so test is not read.
+    """
+    from .transfer import _split, evaluate_items
+
+    t0 = time.time()
+    items, labels, _ = embed_tracks(root, n_aug, log=log)
+    meta = json.loads((REPO_ROOT / "exported" / "metrics.json").read_text())
+    torch.set_num_threads(1)
+    valid = _split(items, ("valid",), augmented=False)
+    head, _ = fit_head(load_backbone(), _split(items, ("train", "extra"), True), valid, len(labels),
+                       HeadConfig(**meta["config"]))
+    teacher = evaluate_items(head, valid, len(labels))
+    train = student_items(_split(items, ("train", "extra"), True), head)
+    torch.set_num_threads(os.cpu_count() or 1)
+    net, info = fit_student(train, student_items(valid, head), len(labels), cfg, log=log)
+    student = scores(predict(net, student_items(valid, head)), len(labels))
+    result = {"teacher_valid": teacher, "student_valid": student, "best_epoch": info["best_epoch"],
+              "config": asdict(cfg), "n_aug": n_aug, "train_versions": len(train),
+              "parameters": int(sum(p.numel() for p in net.parameters())), "wall_s": round(time.time() - t0, 1),
+              "history": info["history"]}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "result.json").write_text(json.dumps(result, indent=2, default=float) + "\n")
+    log(f"teacher valid {json.dumps(teacher)}\nstudent valid {json.dumps(student)}")
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m train distill", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", default=str(REPO_ROOT.parent / "shared" / "data" / "gtzan"))
+    ap.add_argument("--out", type=Path, default=None, help="run folder (default runs/<time>-distill)")
+    ap.add_argument("--n-aug", type=int, default=2, help="augmented copies per training clip (cached embeddings)")
+    ap.add_argument("--epochs", type=int, default=StudentConfig.epochs)
+    a = ap.parse_args(argv)
+    out = a.out or REPO_ROOT / "runs" / (time.strftime("%Y%m%d-%H%M%S") + "-distill")
+    run(a.data, out, a.n_aug, StudentConfig(epochs=a.epochs), log=lambda m: print(m, flush=True))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
