@@ -433,7 +433,7 @@ def _report(head: Head, items: list[EmbeddedTrack], labels: list[str], temperatu
 def run(
     root: str | os.PathLike[str], out_dir: Path, n_aug: int, trials: int, export_to: Path | None,
     name: str, version: str, uncertain_below: float, read_test: bool, log: Any = print,
-    layout: str = "sequence",
+    layout: str = "sequence", head_from: Path | None = None,
 ) -> dict[str, Any]:
     """The whole transfer recipe: embed, search (valid), calibrate (valid), retrain, test once, CV, export."""
     from datetime import datetime, timezone
@@ -451,7 +451,17 @@ def run(
     valid = _split(items, ("valid",), augmented=False)
     test = _split(items, ("test",), augmented=False)
 
-    rows = search_heads(backbone, items, n_labels, trials, log=log)
+    if head_from is not None:  # the head configuration another run selected on validation; no new search
+        prev = json.loads(Path(head_from).read_text())["search_best"]
+        choice = {k: prev[k] for k in SEARCH_SPACE}
+        h, info_prev = fit_head(backbone, _split(items, ("train", "extra"), bool(prev["augmented"])), valid, n_labels,
+                                HeadConfig(**choice, seed=SEED))
+        s = evaluate_items(h, valid, n_labels)
+        rows = [{**choice, "augmented": bool(prev["augmented"]), "best_epoch": info_prev["best_epoch"],
+                 **{f"valid_{k}": v for k, v in s.items()}, "rank_score": (s["track_macro_f1"] + s["segment_macro_f1"]) / 2,
+                 "config_from": str(head_from)}]
+    else:
+        rows = search_heads(backbone, items, n_labels, trials, log=log)
     cols = ["kind", "lr", "dropout", "mixup", "weight_decay", "augmented", "best_epoch", "valid_track_accuracy",
             "valid_track_macro_f1", "valid_segment_accuracy", "valid_segment_macro_f1", "wall_s"]
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -554,13 +564,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--version", default="1.0.0")
     ap.add_argument("--uncertain-below", type=float, default=0.35)
     ap.add_argument("--no-test", action="store_true", help="do not read the test split")
+    ap.add_argument("--head-from", type=Path, default=None,
+                    help="reuse the head configuration selected by another run (its result.json) instead of searching")
     ap.add_argument("--layout", choices=["sequence", "windows"], default="sequence",
                     help="sequence: musicnn once over the whole melgram, windows pooled from it (fast); "
                          "windows: musicnn on each 3-s window alone, as it was trained")
     a = ap.parse_args(argv)
     out = a.out or REPO_ROOT / "runs" / (time.strftime("%Y%m%d-%H%M%S") + "-transfer")
     run(a.data, out, a.n_aug, a.trials, a.export, a.name, a.version, a.uncertain_below, not a.no_test,
-        log=lambda m: print(m, flush=True), layout=a.layout)
+        log=lambda m: print(m, flush=True), layout=a.layout, head_from=a.head_from)
     return 0
 
 
