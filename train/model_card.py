@@ -62,11 +62,13 @@ def main(argv: list[str] | None = None) -> int:
           f"(weighted by clips: {_pct(cv['weighted_track_accuracy'])}); mean track macro-F1 "
           f"{cv['track_macro_f1_mean']:.3f} ± {cv['track_macro_f1_std']:.3f}.\n")
     c = r["calibration"]
-    print("### Calibration (validation windows)\n")
+    unit = "seconds" if "second" in c.get("fitted_on", "") else "windows"
+    print(f"### Calibration (validation {unit})\n")
+    track = f" Song verdicts: ECE {c['track_ece_after']:.3f}." if "track_ece_after" in c else ""
     print(f"Temperature {c['temperature']:.3f}; expected calibration error {c['ece_before']:.3f} before, "
-          f"{c['ece_after']:.3f} after. Seconds below the `uncertain` threshold {c['uncertain_below']}: "
-          f"{_pct(c['valid_windows_below'])} of validation windows (accuracy {_pct(c['valid_accuracy_below'])} "
-          f"below, {_pct(c['valid_accuracy_above'])} above).\n")
+          f"{c['ece_after']:.3f} after, over the {unit} of the validation clips.{track} Below the `uncertain` "
+          f"threshold {c['uncertain_below']}: {_pct(c['valid_windows_below'])} of validation {unit} (accuracy "
+          f"{_pct(c['valid_accuracy_below'])} below, {_pct(c['valid_accuracy_above'])} above).\n")
     for name in ("valid", "test"):
         rep = r.get(name)
         if not rep:
