@@ -12,7 +12,7 @@ from setuptools import setup
 from setuptools.command.build_py import build_py
 
 HERE = Path(__file__).resolve().parent
-SHIPPED = ["default.onnx"]
+SHIPPED = ["default.onnx", "fast.onnx"]
 
 
 class BuildPyWithModel(build_py):
@@ -23,7 +23,7 @@ class BuildPyWithModel(build_py):
         for name in SHIPPED:
             src = HERE / "exported" / name
             if not src.is_file():
-                raise SystemExit(f"missing {src}: the wheel must carry the default model")
+                raise SystemExit(f"missing {src}: the wheel must carry the shipped models")
             shutil.copy2(src, target / name)
 
 

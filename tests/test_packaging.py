@@ -15,9 +15,10 @@ def _dist() -> md.Distribution:
     pytest.skip("genre-infer is not installed (run the README's install command)")
 
 
-def test_wheel_carries_the_default_model() -> None:
+def test_wheel_carries_the_shipped_models() -> None:
     files = {str(f) for f in (_dist().files or [])}
     assert "genre_infer/models/default.onnx" in files
+    assert "genre_infer/models/fast.onnx" in files
     assert "genre_infer/py.typed" in files
 
 

@@ -130,3 +130,19 @@ def test_sequence_network_equals_its_stretches_and_exports(tmp_path: Path) -> No
     assert isinstance(SequenceRunner(clf.model), SequenceRunner)
     np.testing.assert_allclose(a.logits, ref, atol=1e-3)
     assert clf.classify(y, sr=16000).genre in ("a", "b", "c")
+
+
+def test_max_first_front_end_equals_conv_relu_bn_then_max() -> None:
+    """The eval-mode shortcut (max over frequency before ReLU and batch norm) is exact,
+    negative batch-norm scales included; training mode keeps the plain order."""
+    net = _randomised()
+    with torch.no_grad():
+        for block in (net.timbral74, net.temporal32):
+            block.bn.weight.data.uniform_(-1.5, 1.5)  # about half the channels flip sign
+            assert (block.bn.weight < 0).any() and (block.bn.weight > 0).any()
+            x = torch.randn(2, 1, 40, 96)
+            plain = block(x).amax(dim=3)
+            assert torch.allclose(block.freq_max(x), plain, atol=1e-5)
+    block = net.timbral77.train()
+    x = torch.randn(3, 1, 20, 96)
+    assert torch.allclose(block.freq_max(x), block(x).amax(dim=3))

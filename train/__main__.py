@@ -167,6 +167,17 @@ def build_parser() -> argparse.ArgumentParser:
                             "valid (see `distill --help`)")
     q.add_argument("args", nargs=argparse.REMAINDER)
     q.set_defaults(func=cmd_distill)
+
+    q = sub.add_parser("rebuild", add_help=False,
+                       help="re-export a musicnn model's weights with today's (equivalent) graph, checked "
+                            "against the old file (see `rebuild --help`)")
+    q.add_argument("args", nargs=argparse.REMAINDER)
+    q.set_defaults(func=cmd_rebuild)
+
+    q = sub.add_parser("quantize", add_help=False,
+                       help="8-bit timbral convolutions for a musicnn model: the fast model (see `quantize --help`)")
+    q.add_argument("args", nargs=argparse.REMAINDER)
+    q.set_defaults(func=cmd_quantize)
     return p
 
 
@@ -190,10 +201,22 @@ def cmd_distill(a: argparse.Namespace) -> int:
     return distill.main(list(a.args))
 
 
+def cmd_rebuild(a: argparse.Namespace) -> int:
+    from . import rebuild
+
+    return rebuild.main(list(a.args))
+
+
+def cmd_quantize(a: argparse.Namespace) -> int:
+    from . import quantize
+
+    return quantize.main(list(a.args))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point."""
     args = list(sys.argv[1:] if argv is None else argv)
-    if args and args[0] in ("pretrained", "transfer", "distill"):  # their own parsers take every argument
+    if args and args[0] in ("pretrained", "transfer", "distill", "rebuild", "quantize"):  # their own parsers take every argument
         return int(build_parser().parse_args(args[:1]).func(argparse.Namespace(args=args[1:])))
     a = build_parser().parse_args(args)
     return int(a.func(a))

@@ -89,13 +89,17 @@ def _onnx_predictions(path: Path, root: str, split: str):  # noqa: ANN202
     data.assign_splits(tracks, root)
     index = {g: i for i, g in enumerate(labels)}
     chosen = [t for t in tracks if t.split == split and t.genre in index]
-    preds = []
+    preds, second_hits = [], []
     for t in chosen:
         y = gi_audio.load(t.path, spec.sr)
         a = clf.analyse([y])
-        track = metrics.track_verdict(a.logits, a.starts_s, spec, len(y), clf.model.info.temperature)
+        steps, track = metrics.track_timeline(a.logits, a.starts_s, spec, len(y), clf.model.info.temperature)
         preds.append(metrics.TrackPrediction(index[t.genre], a.logits, a.probs, track))
+        second_hits.append(steps.argmax(1) == index[t.genre])
     info = {"kind": "onnx via genre_infer", "model": f"{clf.name} {clf.version}", "path": str(path)}
+    if second_hits:  # the timeline's seconds, as the model card reports them
+        hits = np.concatenate(second_hits)
+        info["second_accuracy"], info["seconds"] = float(hits.mean()), int(len(hits))
     return labels, chosen, preds, info
 
 
@@ -115,6 +119,8 @@ def evaluate(
         raise ValueError(f"no tracks in split {split!r}")
     out_dir.mkdir(parents=True, exist_ok=True)
     sc = metrics.scores(preds, len(labels))
+    if "second_accuracy" in info:
+        sc = {**sc, "second_accuracy": info.pop("second_accuracy"), "seconds": info.pop("seconds")}
     y_true = [p.label for p in preds]
     y_pred = [int(p.track_probs.argmax()) for p in preds]
     idx = list(range(len(labels)))
