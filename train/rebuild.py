@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -85,12 +86,17 @@ def rebuild(src: Path, out: Path, version: str) -> dict[str, float]:
         timezone.utc).isoformat(timespec="seconds"), "torch": torch.__version__}}
     new_info = ModelInfo.from_metadata({**meta, **extra, "version": version})
     x, starts = _example(info)
-    diffs = {"torch_vs_onnx": write_checked(net, new_info, (x, starts), out)}
-    new = GenreModel(out, device="cpu")
-    diffs["old_vs_new"] = float(np.abs(new.sequence_logits(x[0], starts) - old.sequence_logits(x[0], starts)).max())
-    if not diffs["old_vs_new"] < PARITY_TOL:
-        out.unlink()
-        raise RuntimeError(f"the rebuilt graph disagrees with {src}: max abs diff {diffs['old_vs_new']:.3g}")
+    staged = out.with_name(f".{out.stem}-rebuilt.onnx")  # out may be src: replace it only once all is checked
+    try:
+        diffs = {"torch_vs_onnx": write_checked(net, new_info, (x, starts), staged)}
+        new = GenreModel(staged, device="cpu")
+        diffs["old_vs_new"] = float(np.abs(new.sequence_logits(x[0], starts) - old.sequence_logits(x[0], starts)).max())
+        if not diffs["old_vs_new"] < PARITY_TOL:
+            raise RuntimeError(f"the rebuilt graph disagrees with {src}: max abs diff {diffs['old_vs_new']:.3g}")
+        os.replace(staged, out)
+    finally:
+        if staged.exists():
+            staged.unlink()
     return diffs
 
 
