@@ -97,7 +97,7 @@ def stages(model: str | None, song: Path) -> dict[str, float]:
     from genre_infer.inference import make_runner
 
     def network() -> tuple[np.ndarray, np.ndarray]:
-        runner = make_runner(clf.model)  # windowed or sequence, as classify() runs it
+        runner = make_runner(clf.model)  # whatever the layout, as classify() runs it
         runner.push(x)
         return runner.finish()
 
@@ -128,6 +128,8 @@ def naive(model: str | None, song: Path) -> dict[str, float]:
     opts.intra_op_num_threads = 1
     sess = ort.InferenceSession(str(m.path), opts, providers=["CPUExecutionProvider"])
     names = [i.name for i in sess.get_inputs()]  # a sequence model also takes window starts
+    stream = names == ["features", "keep", "past", "starts"]  # ... a stream model keep rows and past rows too
+    dim = sess.get_inputs()[2].shape[1] if stream else 0
 
     def run() -> None:
         y, _ = librosa.load(song, sr=spec.sr)
@@ -138,7 +140,10 @@ def naive(model: str | None, song: Path) -> dict[str, float]:
                                                  hop_length=spec.hop_length, n_mels=spec.n_mels)
             x = np.log10(1 + spec.log_scale * mel).T[None, : spec.segment_frames].astype(np.float32)
             feeds = {names[0]: (x - spec.mean) / spec.std}
-            if len(names) > 1:
+            if stream:
+                feeds.update(keep=np.array([0, x.shape[1]]), past=np.zeros((0, dim), dtype=np.float32),
+                             starts=np.zeros(1, dtype=np.int64))
+            elif len(names) > 1:
                 feeds[names[1]] = np.zeros(1, dtype=np.int64)
             sess.run(None, feeds)
 

@@ -12,8 +12,9 @@ METADATA_KEY = "genre_infer"
 
 #: Version of the metadata layout written by ``train/`` and read here.
 #: A model whose ``format_version`` is newer than this is refused.
-#: 1: windowed networks; 2: adds fully convolutional "sequence" networks.
-METADATA_FORMAT_VERSION = 2
+#: 1: windowed networks; 2: adds fully convolutional "sequence" networks; 3: adds "stream"
+#: networks (sequence networks that hand their frame embeddings on to the next call).
+METADATA_FORMAT_VERSION = 3
 
 #: Version of the JSON/JSONL/CSV output schema (``schema_version`` field).
 OUTPUT_SCHEMA_VERSION = 1

@@ -11,7 +11,12 @@ pass over the whole signal:
 - :class:`SequenceRunner` runs a sequence network once over a stretch of about
   :data:`~genre_infer.constants.SEQUENCE_CHUNK_FRAMES` frames holding many
   windows, cut with the network's ``context_frames`` on each side, so
-  overlapping windows share their computation.
+  overlapping windows share their computation;
+- :class:`StreamRunner` runs a stream network over consecutive stretches of
+  :data:`~genre_infer.constants.SEQUENCE_CHUNK_FRAMES` new frames (plus the
+  context), keeps the frame embeddings each call returns, and pools every
+  window as soon as its frames are embedded: a frame is embedded once,
+  whichever windows and stretches it belongs to.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from . import features as feat
 from .constants import SEQUENCE_CHUNK_FRAMES
 from .model import GenreModel
 
-__all__ = ["WindowRunner", "SequenceRunner", "make_runner"]
+__all__ = ["WindowRunner", "SequenceRunner", "StreamRunner", "make_runner"]
 
 
 class _Runner:
@@ -115,6 +120,48 @@ class SequenceRunner(_Runner):
             self._keep_from(min(first_needed, self.n_frames - self.seg) - self.context)
 
 
-def make_runner(model: GenreModel) -> WindowRunner | SequenceRunner:
+class StreamRunner(_Runner):
+    """Consecutive stretches through a stream network; windows pooled from the kept embeddings."""
+
+    def __init__(self, model: GenreModel, chunk_frames: int = SEQUENCE_CHUNK_FRAMES) -> None:
+        super().__init__(model)
+        self.context = model.info.network.context_frames
+        self.chunk = max(1, chunk_frames)
+        self.pending = np.zeros(0, dtype=np.int64)
+        self.emb = np.zeros((0, model.frame_dim), dtype=np.float32)  # embeddings of frames [emb_offset, embedded)
+        self.emb_offset = self.embedded = 0
+
+    def _embed(self, end: int) -> None:
+        """Embed frames ``[embedded, end)`` in one call and pool every window they complete."""
+        lo, hi = max(0, self.embedded - self.context), min(self.n_frames, end + self.context)
+        ready = self.pending[self.pending + self.seg <= end]
+        logits, frames = self.model.stream_logits(
+            self.buf[lo - self.offset : hi - self.offset], (self.embedded - lo, end - lo), self.emb,
+            ready - self.emb_offset)
+        self.emb, self.embedded = np.concatenate([self.emb, frames]), end
+        if len(ready):
+            self.logits.append(logits)
+            self.starts.append(ready)
+            self.pending = self.pending[len(ready):]
+
+    def _add(self, starts: np.ndarray, final: bool) -> None:
+        self.pending = np.concatenate([self.pending, starts])
+        if final:
+            while self.embedded < self.n_frames:
+                self._embed(min(self.n_frames, self.embedded + self.chunk))
+            return
+        while self.embedded + self.chunk + self.context <= self.n_frames:  # a full stretch and its right context
+            self._embed(self.embedded + self.chunk)
+        # keep the embeddings later windows need, and the features later stretches need
+        first = int(self.pending[0]) if len(self.pending) else int(round(self.next_k * self.hop))
+        first = max(self.emb_offset, min(first, self.n_frames - self.seg, self.embedded))
+        self.emb, self.emb_offset = self.emb[first - self.emb_offset :], first
+        self._keep_from(self.embedded - self.context)
+
+
+def make_runner(model: GenreModel) -> WindowRunner | SequenceRunner | StreamRunner:
     """The runner for a model's network layout."""
-    return SequenceRunner(model) if model.info.network.layout == "sequence" else WindowRunner(model)
+    layout = model.info.network.layout
+    if layout == "stream":
+        return StreamRunner(model)
+    return SequenceRunner(model) if layout == "sequence" else WindowRunner(model)

@@ -9,6 +9,14 @@ output of logits, in one of two layouts:
   ``(windows,)`` (int64, in frames) → ``(windows, n_labels)``: the network runs
   once over a long stretch of frames and pools each window from it, so
   overlapping windows share their computation;
+- ``stream`` (format 3): the sequence network split at its per-frame
+  embeddings, so consecutive calls share no frames but their context. Inputs
+  ``features (1, frames, bands)``, ``keep (2,)`` (int64: the frames
+  ``[keep[0], keep[1])`` of this call whose embeddings are wanted; the others
+  are context), ``past (rows, dim)`` (embeddings returned by earlier calls) and
+  ``starts (windows,)`` (int64, window starts as rows of ``past`` followed by
+  this call's kept frames); outputs ``logits (windows, n_labels)`` and
+  ``frames (keep[1] - keep[0], dim)``, the kept frames' embeddings;
 
 plus a JSON document in the ``metadata_props`` entry named :data:`METADATA_KEY`::
 
@@ -19,7 +27,7 @@ plus a JSON document in the ``metadata_props`` entry named :data:`METADATA_KEY`:
       "features": {...FeatureSpec...},
       "temperature": 1.0,            # logits are divided by it before softmax
       "uncertain_below": 0.0,        # optional: confidence under which a second is "uncertain"
-      "network": {"layout": "sequence", "context_frames": 80},  # format 2 only
+      "network": {"layout": "sequence", "context_frames": 80},  # formats 2 and 3
       "training": {...}, "metrics": {...}   # free-form, shown in model info
     }
 
@@ -45,7 +53,13 @@ __all__ = [
 ]
 
 Device = Literal["auto", "cpu", "cuda"]
-Layout = Literal["windows", "sequence"]
+Layout = Literal["windows", "sequence", "stream"]
+
+#: Oldest metadata format that can describe each layout.
+LAYOUT_FORMAT = {"windows": 1, "sequence": 2, "stream": 3}
+
+#: Input names of a ``stream`` network, in this order.
+STREAM_INPUTS = ("features", "keep", "past", "starts")
 
 
 _PACKAGE_MODELS = Path(__file__).resolve().parent / "models"
@@ -58,13 +72,15 @@ class NetworkSpec:
 
     Attributes
     ----------
-    layout : {"windows", "sequence"}
-        One call per batch of windows, or one call over a long stretch of frames
-        that pools the windows inside it.
+    layout : {"windows", "sequence", "stream"}
+        One call per batch of windows; one call over a long stretch of frames
+        that pools the windows inside it; or stretches that return their frames'
+        embeddings, which later calls pool windows from (see the module docstring).
     context_frames : int
-        Frames on each side of a window that affect its logits (the receptive
+        Frames on each side of a frame that affect its embedding (the receptive
         field's half-width): stretches are cut with this much extra on each
-        side, so the result equals one call over the whole signal (``sequence`` only).
+        side, so the result equals one call over the whole signal (``sequence``
+        and ``stream``).
     """
 
     layout: Layout = "windows"
@@ -77,7 +93,7 @@ class NetworkSpec:
         if unknown:
             raise ValueError(f"unknown network parameters: {sorted(unknown)}")
         net = cls(str(d.get("layout", "windows")), int(d.get("context_frames", 0)))  # type: ignore[arg-type]
-        if net.layout not in ("windows", "sequence"):
+        if net.layout not in LAYOUT_FORMAT:
             raise ValueError(f"unknown network layout {net.layout!r}")
         if net.context_frames < 0:
             raise ValueError("context_frames must not be negative")
@@ -145,15 +161,16 @@ class ModelInfo:
             raise ModelError("metadata labels must be at least two distinct names")
         if info.temperature <= 0:
             raise ModelError("metadata temperature must be positive")
-        if info.network.layout == "sequence" and version < 2:
-            raise ModelError("the sequence layout needs metadata format 2")
+        need = LAYOUT_FORMAT[info.network.layout]
+        if version < need:
+            raise ModelError(f"the {info.network.layout} layout needs metadata format {need}")
         return info
 
     def to_metadata(self) -> dict[str, Any]:
         """The JSON document to store in an ONNX file (inverse of :meth:`from_metadata`)."""
-        seq = self.network.layout == "sequence"
+        seq = self.network.layout != "windows"
         return {
-            "format_version": 2 if seq else 1,  # the oldest format that can describe this model
+            "format_version": LAYOUT_FORMAT[self.network.layout],  # the oldest format that can describe it
             "name": self.name,
             "version": self.version,
             "labels": list(self.labels),
@@ -274,7 +291,11 @@ class GenreModel:
 
     def _check_io(self) -> None:
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
-        spec, seq = self.info.features, self.info.network.layout == "sequence"
+        layout = self.info.network.layout
+        if layout == "stream":
+            self._check_stream_io(inputs, outputs)
+            return
+        spec, seq = self.info.features, layout == "sequence"
         if len(inputs) != (2 if seq else 1) or len(outputs) < 1:
             want = "features and window starts" if seq else "one input"
             raise ModelError(f"{self.path}: expected {want} and one output, as its metadata says")
@@ -289,14 +310,31 @@ class GenreModel:
             )
         if seq and len(inputs[1].shape) != 1:
             raise ModelError(f"{self.path}: window starts input must be one-dimensional, not {inputs[1].shape}")
-        out = outputs[0].shape
+        self._check_logits(outputs[0].shape)
+        self._input_name = inputs[0].name
+        self._starts_name = inputs[1].name if seq else None
+        self._output_name = outputs[0].name
+
+    def _check_logits(self, out: list[Any]) -> None:
         if len(out) != 2 or (isinstance(out[1], int) and out[1] != len(self.info.labels)):
             raise ModelError(
                 f"{self.path}: output shape {out} disagrees with its {len(self.info.labels)} labels"
             )
-        self._input_name = inputs[0].name
-        self._starts_name = inputs[1].name if seq else None
-        self._output_name = outputs[0].name
+
+    def _check_stream_io(self, inputs: list[Any], outputs: list[Any]) -> None:
+        names = tuple(i.name for i in inputs)
+        if names != STREAM_INPUTS or [o.name for o in outputs][:2] != ["logits", "frames"]:
+            raise ModelError(f"{self.path}: a stream network takes inputs {', '.join(STREAM_INPUTS)} and "
+                             f"returns logits and frames, as its metadata says (it has {', '.join(names)})")
+        shape = inputs[0].shape
+        if len(shape) != 3 or (isinstance(shape[2], int) and shape[2] != self.info.features.n_bands):
+            raise ModelError(f"{self.path}: input shape {shape} disagrees with its metadata "
+                             f"(1, frames, {self.info.features.n_bands})")
+        past = inputs[2].shape
+        if len(past) != 2 or not isinstance(past[1], int) or [len(inputs[1].shape), len(inputs[3].shape)] != [1, 1]:
+            raise ModelError(f"{self.path}: stream inputs keep/past/starts must be (2,), (rows, dim), (windows,)")
+        self._check_logits(outputs[0].shape)
+        self.frame_dim = int(past[1])
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -324,6 +362,19 @@ class GenreModel:
         feeds = {self._input_name: np.ascontiguousarray(x[None], dtype=np.float32),
                  self._starts_name: np.ascontiguousarray(starts, dtype=np.int64)}
         return self.session.run([self._output_name], feeds)[0].astype(np.float32, copy=False)
+
+    def stream_logits(
+        self, x: np.ndarray, keep: tuple[int, int], past: np.ndarray, starts: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Run a stream network: features ``(frames, bands)`` of which ``x[keep[0]:keep[1]]`` are
+        embedded (the rest is context), windows at ``starts`` over ``past`` rows followed by
+        the kept frames' → ``(logits (len(starts), labels), kept frames' embeddings)``."""
+        feeds = {"features": np.ascontiguousarray(x[None], dtype=np.float32),
+                 "keep": np.asarray(keep, dtype=np.int64),
+                 "past": np.ascontiguousarray(past, dtype=np.float32).reshape(-1, self.frame_dim),
+                 "starts": np.ascontiguousarray(starts, dtype=np.int64)}
+        logits, frames = self.session.run(["logits", "frames"], feeds)
+        return logits.astype(np.float32, copy=False), frames
 
     def calibrate(self, logits: np.ndarray) -> np.ndarray:
         """Calibrated class probabilities from logits ``(n, labels)`` (softmax of logits / temperature)."""

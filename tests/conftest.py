@@ -132,6 +132,81 @@ def build_toy_sequence_model(path: Path, *, context_frames: int = 2, bands: int 
     return path
 
 
+def build_toy_stream_model(path: Path, *, context_frames: int = 2, bands: int = 96, segment_frames: int = 63) -> Path:
+    """The toy sequence model split at its frame scores (the ``stream`` layout).
+
+    Per-frame scores smoothed over 5 frames as :func:`build_toy_sequence_model`;
+    the rows ``[keep[0], keep[1])`` are returned as ``frames``, appended to ``past``,
+    and each window of those rows is averaged with a cumulative sum.
+    """
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper, numpy_helper
+
+    from genre_infer.model import NetworkSpec
+
+    w = np.zeros((bands, 2), dtype=np.float32)
+    w[: bands // 2, 0] = 8.0 / (bands // 2)
+    w[bands // 2 :, 1] = 8.0 / (bands - bands // 2)
+    smooth = np.array([1, 2, 4, 2, 1], dtype=np.float32) / 10.0
+    graph = helper.make_graph(
+        [
+            helper.make_node("MatMul", ["features", "W"], ["scores"]),          # (1, T, 2)
+            helper.make_node("Transpose", ["scores"], ["st"], perm=[0, 2, 1]),  # (1, 2, T)
+            helper.make_node("Conv", ["st", "K", "bias"], ["smoothed"], group=2, pads=[2, 2]),
+            helper.make_node("Squeeze", ["smoothed", "zero"], ["s2"]),          # (2, T)
+            helper.make_node("Transpose", ["s2"], ["all"], perm=[1, 0]),        # (T, 2)
+            helper.make_node("Slice", ["keep", "zero", "one1"], ["k0"]),
+            helper.make_node("Slice", ["keep", "one1", "two1"], ["k1"]),
+            helper.make_node("Slice", ["all", "k0", "k1", "zero"], ["frames"]),  # (K, 2)
+            helper.make_node("Concat", ["past", "frames"], ["rows"], axis=0),   # (P + K, 2)
+            helper.make_node("Transpose", ["rows"], ["rt"], perm=[1, 0]),
+            helper.make_node("Cast", ["rt"], ["r64"], to=TensorProto.DOUBLE),
+            helper.make_node("CumSum", ["r64", "one"], ["csum"]),
+            helper.make_node("Pad", ["csum", "pads"], ["csum0"]),
+            helper.make_node("Add", ["starts", "seg"], ["ends"]),
+            helper.make_node("Gather", ["csum0", "ends"], ["hi"], axis=1),
+            helper.make_node("Gather", ["csum0", "starts"], ["lo"], axis=1),
+            helper.make_node("Sub", ["hi", "lo"], ["sums"]),
+            helper.make_node("Cast", ["sums"], ["sums32"], to=TensorProto.FLOAT),
+            helper.make_node("Div", ["sums32", "segf"], ["means"]),
+            helper.make_node("Transpose", ["means"], ["logits"], perm=[1, 0]),
+        ],
+        "toy_stream",
+        [helper.make_tensor_value_info("features", TensorProto.FLOAT, [1, "frames", bands]),
+         helper.make_tensor_value_info("keep", TensorProto.INT64, [2]),
+         helper.make_tensor_value_info("past", TensorProto.FLOAT, ["rows", 2]),
+         helper.make_tensor_value_info("starts", TensorProto.INT64, ["windows"])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["windows", 2]),
+         helper.make_tensor_value_info("frames", TensorProto.FLOAT, ["kept", 2])],
+        initializer=[
+            numpy_helper.from_array(w, "W"),
+            numpy_helper.from_array(np.stack([smooth, smooth])[:, None, :], "K"),
+            numpy_helper.from_array(np.array([0.0, -1.0], dtype=np.float32), "bias"),
+            numpy_helper.from_array(np.array([0], dtype=np.int64), "zero"),
+            numpy_helper.from_array(np.array([1], dtype=np.int64), "one1"),
+            numpy_helper.from_array(np.array([2], dtype=np.int64), "two1"),
+            numpy_helper.from_array(np.array(1, dtype=np.int64), "one"),
+            numpy_helper.from_array(np.array([0, 1, 0, 0], dtype=np.int64), "pads"),
+            numpy_helper.from_array(np.array(segment_frames, dtype=np.int64), "seg"),
+            numpy_helper.from_array(np.array(segment_frames, dtype=np.float32), "segf"),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 9
+    spec = FeatureSpec(segment_frames=segment_frames, n_mels=bands)
+    info = ModelInfo("toy-stream", "1.0", ("low", "high"), spec, network=NetworkSpec("stream", context_frames))
+    prop = model.metadata_props.add()
+    prop.key, prop.value = METADATA_KEY, json.dumps(info.to_metadata())
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return path
+
+
+@pytest.fixture(scope="session")
+def toy_stream_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_toy_stream_model(tmp_path_factory.mktemp("models") / "toy-stream.onnx")
+
+
 @pytest.fixture(scope="session")
 def toy_sequence_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_toy_sequence_model(tmp_path_factory.mktemp("models") / "toy-seq.onnx")

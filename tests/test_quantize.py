@@ -10,7 +10,7 @@ pytest.importorskip("onnxruntime.quantization")
 
 from genre_infer import features as feat  # noqa: E402
 from genre_infer.model import GenreModel, available_models  # noqa: E402
-from train.quantize import quantize, timbral_convs  # noqa: E402
+from train.quantize import _feed, quantize, timbral_convs  # noqa: E402
 
 from signals import noise, rhythm, tone  # noqa: E402
 
@@ -20,8 +20,16 @@ def _feeds(model: GenreModel) -> list[dict[str, np.ndarray]]:
     out = []
     for y in (tone(spec.sr, 12.0, 440.0) + 0.1 * noise(spec.sr, 12.0), rhythm(spec.sr, 12.0)):
         x = feat.compute(y.astype(np.float32), spec).astype(np.float32)
-        out.append({"features": x[None], "starts": feat.window_starts(len(x), spec).astype(np.int64)})
+        out.append(_feed(model, x, feat.window_starts(len(x), spec).astype(np.int64)))
     return out
+
+
+def _run(model: GenreModel, x: np.ndarray) -> np.ndarray:
+    from genre_infer.inference import make_runner
+
+    runner = make_runner(model)
+    runner.push(x)
+    return runner.finish()[0]
 
 
 @pytest.fixture(scope="module")
@@ -52,8 +60,7 @@ def test_quantized_model_is_ours_and_close_to_the_float_one(pair) -> None:  # ty
     sr = fp32.features.sr
     y = tone(sr, 20.0, 330.0) + 0.05 * noise(sr, 20.0, seed=9) + 0.5 * rhythm(sr, 20.0, seed=4)
     x = feat.compute(y.astype(np.float32), fp32.features)
-    starts = feat.window_starts(len(x), fp32.features)
-    a, b = fp32.sequence_logits(x, starts), q8.sequence_logits(x, starts)
+    a, b = _run(fp32, x), _run(q8, x)
     assert np.isfinite(b).all() and b.shape == a.shape
     assert np.abs(a - b).max() < 1.0, "8-bit front end drifted far from the float model"
     assert (a.argmax(1) == b.argmax(1)).mean() >= 0.9

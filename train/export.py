@@ -66,16 +66,27 @@ def ece(probs: np.ndarray, labels: np.ndarray, bins: int = 15) -> float:
     return float(total)
 
 
-def onnx_export(net: nn.Module, spec: FeatureSpec, path: Path, sequence: bool = False) -> None:
+def onnx_export(net: nn.Module, spec: FeatureSpec, path: Path, sequence: bool = False, layout: str | None = None) -> None:
     """Plain ONNX export (TorchScript exporter).
 
     A windowed network gets a dynamic batch axis; a ``sequence`` network
     (features ``(1, frames, bands)`` + ``starts (windows,)`` → ``(windows, labels)``)
-    dynamic frame and window axes.
+    dynamic frame and window axes; a ``stream`` network its four inputs and two
+    outputs (see :mod:`genre_infer.model`).
     """
-    if sequence:
+    layout = layout or ("sequence" if sequence else "windows")
+    outputs = ["logits"]
+    if layout == "stream":
+        frames, dim = 4 * spec.segment_frames, int(net.frame_dim)  # type: ignore[arg-type]
+        args: tuple[torch.Tensor, ...] = (torch.zeros(1, frames, spec.n_bands), torch.tensor([2, frames - 2]),
+                                          torch.zeros(spec.segment_frames, dim), torch.tensor([0, spec.segment_frames]))
+        names = ["features", "keep", "past", "starts"]
+        axes = {"features": {1: "frames"}, "past": {0: "rows"}, "starts": {0: "windows"},
+                "logits": {0: "windows"}, "frames": {0: "kept"}}
+        outputs = ["logits", "frames"]
+    elif layout == "sequence":
         frames = 4 * spec.segment_frames
-        args: tuple[torch.Tensor, ...] = (torch.zeros(1, frames, spec.n_bands),
+        args = (torch.zeros(1, frames, spec.n_bands),
                                           torch.tensor([0, spec.segment_frames, frames - spec.segment_frames]))
         names = ["features", "starts"]
         axes = {"features": {1: "frames"}, "starts": {0: "windows"}, "logits": {0: "windows"}}
@@ -85,7 +96,7 @@ def onnx_export(net: nn.Module, spec: FeatureSpec, path: Path, sequence: bool = 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            net.eval(), args, str(path), input_names=names, output_names=["logits"],
+            net.eval(), args, str(path), input_names=names, output_names=outputs,
             dynamic_axes=axes, opset_version=OPSET, dynamo=False,
         )
 
@@ -108,18 +119,24 @@ def write_metadata(path: Path, info: ModelInfo) -> None:
 def parity(net: nn.Module, path: Path, windows: np.ndarray | tuple[np.ndarray, np.ndarray]) -> float:
     """Max abs difference between onnxruntime's and torch's logits on an example input.
 
-    ``windows`` is ``(batch, frames, bands)`` for a windowed network, or
-    ``(features (1, frames, bands), starts)`` for a sequence network.
+    ``windows`` is ``(batch, frames, bands)`` for a windowed network, or the tuple of a
+    sequence network's ``(features (1, frames, bands), starts)`` or a stream network's
+    ``(features, keep, past, starts)``; for a stream network the kept frames' embeddings
+    are compared too, relative to their largest magnitude (they reach ~100 where logits
+    stay near 1).
     """
     import onnxruntime as ort
 
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     inputs = windows if isinstance(windows, tuple) else (windows,)
     arrays = [np.ascontiguousarray(a, dtype=np.int64 if a.dtype.kind in "iu" else np.float32) for a in inputs]
+    names = ["features", "keep", "past", "starts"] if len(arrays) == 4 else ["features", "starts"]
     with torch.no_grad():
-        ref = net.eval()(*[torch.from_numpy(a) for a in arrays]).numpy()
-    got = sess.run(["logits"], dict(zip(["features", "starts"], arrays)))[0]
-    return float(np.max(np.abs(ref - got)))
+        ref = net.eval()(*[torch.from_numpy(a) for a in arrays])
+    refs = [r.numpy() for r in (ref if isinstance(ref, tuple) else (ref,))]
+    got = sess.run(["logits", "frames"][: len(refs)], dict(zip(names, arrays)))
+    return float(max(np.max(np.abs(r - g)) / (1.0 if i == 0 else max(1.0, float(np.abs(r).max())))
+                     for i, (r, g) in enumerate(zip(refs, got))))
 
 
 def write_checked(
@@ -140,7 +157,7 @@ def write_checked(
     os.close(fd)
     tmp = Path(tmp_name)
     try:
-        onnx_export(net, info.features, tmp, sequence=info.network.layout == "sequence")
+        onnx_export(net, info.features, tmp, layout=info.network.layout)
         write_metadata(tmp, info)
         diff = parity(net, tmp, windows)
         if not diff < PARITY_TOL:

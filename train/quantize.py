@@ -77,8 +77,20 @@ def calibration_feeds(model: GenreModel, data: Path, n_clips: int = CALIB_CLIPS,
         lo = int(rng.integers(0, max(1, len(x) - CALIB_FRAMES)))
         x = x[lo : lo + CALIB_FRAMES]
         starts = gi_features.window_starts(len(x), spec).astype(np.int64)
-        feeds.append({"features": x[None], "starts": starts})
+        feeds.append(_feed(model, x, starts))
     return feeds
+
+
+def _feed(model: GenreModel, x: np.ndarray, starts: np.ndarray) -> dict[str, np.ndarray]:
+    """onnxruntime inputs for one whole stretch ``x (frames, bands)`` in the model's layout."""
+    if model.info.network.layout == "stream":  # every frame kept, nothing handed on
+        return {"features": x[None], "keep": np.array([0, len(x)], dtype=np.int64),
+                "past": np.zeros((0, model.frame_dim), dtype=np.float32), "starts": starts}
+    return {"features": x[None], "starts": starts}
+
+
+def _logits(model: GenreModel, feed: dict[str, np.ndarray]) -> np.ndarray:
+    return model.session.run(["logits"], feed)[0]
 
 
 def _max_before_dequantize(model: Any) -> int:
@@ -121,8 +133,8 @@ def quantize(src: Path, out: Path, feeds: list[dict[str, np.ndarray]], name: str
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     fp32 = GenreModel(src, device="cpu")
-    if fp32.info.network.layout != "sequence":
-        raise RuntimeError(f"{src}: only sequence-layout models are quantized")
+    if fp32.info.network.layout not in ("sequence", "stream"):
+        raise RuntimeError(f"{src}: only sequence- and stream-layout models are quantized")
     nodes = timbral_convs(onnx.load(str(src)))
     if not nodes:
         raise RuntimeError(f"{src}: no timbral convolutions found (is it a musicnn model?)")
@@ -160,8 +172,7 @@ def quantize(src: Path, out: Path, feeds: list[dict[str, np.ndarray]], name: str
         q8 = GenreModel(tmp_name, device="cpu")
         diffs, agree = [], []
         for f in feeds:
-            a = fp32.sequence_logits(f["features"][0], f["starts"])
-            b = q8.sequence_logits(f["features"][0], f["starts"])
+            a, b = _logits(fp32, f), _logits(q8, f)
             diffs.append(float(np.abs(a - b).max()))
             agree.append(a.argmax(1) == b.argmax(1))
         os.chmod(tmp_name, 0o644)

@@ -25,7 +25,7 @@ import torch
 from genre_infer.model import GenreModel, ModelInfo
 
 from .export import PARITY_TOL, write_checked
-from .transfer import GenreMusicnnSequence, Head, HeadConfig, load_backbone
+from .transfer import GenreMusicnnSequence, GenreMusicnnStream, Head, HeadConfig, load_backbone
 
 __all__ = ["state_from_onnx", "rebuild", "main"]
 
@@ -48,8 +48,21 @@ def _example(info: ModelInfo, frames: int = 1500, seed: int = 0) -> tuple[np.nda
     return x, feat.window_starts(frames, info.features).astype(np.int64)
 
 
-def rebuild(src: Path, out: Path, version: str) -> dict[str, float]:
-    """Re-export the sequence-layout musicnn model ``src`` as ``out`` with today's graph.
+def _run_all(model: GenreModel, x: np.ndarray) -> np.ndarray:
+    """Logits of every runtime window of features ``x (frames, bands)``, through the model's runner."""
+    from genre_infer.inference import make_runner
+
+    runner = make_runner(model)
+    runner.push(x)
+    return runner.finish()[0]
+
+
+def rebuild(src: Path, out: Path, version: str, layout: str | None = None) -> dict[str, float]:
+    """Re-export the musicnn model ``src`` (sequence or stream layout) as ``out`` with today's graph.
+
+    ``layout`` (default: ``src``'s) may turn a sequence model into a stream one; the
+    comparison with ``src`` then runs both through their runtimes' runners over
+    several stretches.
 
     Returns
     -------
@@ -64,8 +77,9 @@ def rebuild(src: Path, out: Path, version: str) -> dict[str, float]:
     """
     old = GenreModel(src, device="cpu")
     info = old.info
-    if info.network.layout != "sequence":
-        raise RuntimeError(f"{src}: not a sequence-layout model")
+    if info.network.layout not in ("sequence", "stream"):
+        raise RuntimeError(f"{src}: not a sequence- or stream-layout model")
+    layout = layout or info.network.layout
     training = info.extra.get("training", {})
     if "musicnn" not in str(training.get("pretrained", "")):
         raise RuntimeError(f"{src}: not a musicnn transfer model")
@@ -78,19 +92,27 @@ def rebuild(src: Path, out: Path, version: str) -> dict[str, float]:
     if missing:
         raise RuntimeError(f"{src}: head weights not found among its initializers: {missing[:4]}")
     head.load_state_dict({k: state[f"head.{k}"] for k in needed}, strict=False)
-    net = GenreMusicnnSequence(backbone, head).eval()
+    net = (GenreMusicnnStream if layout == "stream" else GenreMusicnnSequence)(backbone, head).eval()
 
     meta = info.to_metadata()
     extra = {k: v for k, v in info.extra.items()}
     extra["training"] = {**training, "rebuilt_from": {"version": info.version, "date": datetime.now(
         timezone.utc).isoformat(timespec="seconds"), "torch": torch.__version__}}
-    new_info = ModelInfo.from_metadata({**meta, **extra, "version": version})
+    network = {"layout": layout, "context_frames": info.network.context_frames}
+    new_info = ModelInfo.from_metadata({**meta, **extra, "version": version, "network": network,
+                                        "format_version": max(meta["format_version"], 3 if layout == "stream" else 2)})
     x, starts = _example(info)
+    example: tuple[np.ndarray, ...] = (x, starts)
+    if layout == "stream":  # a stretch with context on both sides and a few rows handed on
+        k = 100
+        example = (x, np.array([k, x.shape[1] - k]), np.random.default_rng(1).standard_normal(
+            (40, GenreMusicnnStream.frame_dim)).astype(np.float32), starts[starts + 187 <= x.shape[1] - 2 * k + 40])
     staged = out.with_name(f".{out.stem}-rebuilt.onnx")  # out may be src: replace it only once all is checked
     try:
-        diffs = {"torch_vs_onnx": write_checked(net, new_info, (x, starts), staged)}
+        diffs = {"torch_vs_onnx": write_checked(net, new_info, example, staged)}
         new = GenreModel(staged, device="cpu")
-        diffs["old_vs_new"] = float(np.abs(new.sequence_logits(x[0], starts) - old.sequence_logits(x[0], starts)).max())
+        long = np.random.default_rng(2).standard_normal((3000, info.features.n_bands)).astype(np.float32)
+        diffs["old_vs_new"] = float(np.abs(_run_all(new, long) - _run_all(old, long)).max())
         if not diffs["old_vs_new"] < PARITY_TOL:
             raise RuntimeError(f"the rebuilt graph disagrees with {src}: max abs diff {diffs['old_vs_new']:.3g}")
         os.replace(staged, out)
@@ -106,7 +128,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("src", type=Path, help="an exported musicnn sequence model")
     ap.add_argument("--out", type=Path, required=True, help="where to write the rebuilt model")
     ap.add_argument("--version", required=True, help="version of the rebuilt model")
+    ap.add_argument("--layout", choices=["sequence", "stream"], default=None,
+                    help="network layout of the rebuilt model (default: the source's)")
     a = ap.parse_args(argv)
-    diffs = rebuild(a.src, a.out, a.version)
+    diffs = rebuild(a.src, a.out, a.version, a.layout)
     print(f"rebuilt {a.src} -> {a.out} ({a.version}): " + json.dumps(diffs))
     return 0

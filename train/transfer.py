@@ -39,7 +39,8 @@ from .data import Track, assign_splits, discover
 from .metrics import TrackPrediction, scores, softmax, track_timeline, track_verdict, track_windows
 from .musicnn import PATCH_FRAMES, Musicnn
 
-__all__ = ["MUSICNN_SPEC", "EmbeddedTrack", "version_audio", "embed_tracks", "HeadConfig", "Head", "GenreMusicnn", "GenreMusicnnSequence", "pool_windows", "fit_head", "run"]
+__all__ = ["MUSICNN_SPEC", "EmbeddedTrack", "version_audio", "embed_tracks", "HeadConfig", "Head", "GenreMusicnn",
+           "GenreMusicnnSequence", "GenreMusicnnStream", "pool_windows", "pool_rows", "fit_head", "run"]
 
 #: musicnn's features (its training used these, with a float16 round trip we skip).
 MUSICNN_SPEC = FeatureSpec(kind="melgram", sr=16000, n_fft=512, hop_length=256, n_mels=96,
@@ -81,8 +82,13 @@ def pool_windows(frames: torch.Tensor, starts: torch.Tensor, segment_frames: int
     ``frames (753, T)`` and window ``starts (W,)`` → ``(W, 1506)``, interleaved per
     channel exactly as :meth:`Musicnn.pool` (the head's pretrained layers expect that order).
     """
+    return pool_rows(frames.T, starts, segment_frames)
+
+
+def pool_rows(rows: torch.Tensor, starts: torch.Tensor, segment_frames: int = PATCH_FRAMES) -> torch.Tensor:
+    """:func:`pool_windows` of frame embeddings stored as rows ``(T, 753)``."""
     # gather whole frames (rows of 753 values), not single values: 10x faster in onnxruntime
-    g = frames.T[starts[:, None] + torch.arange(segment_frames)[None, :]]  # (W, seg, 753)
+    g = rows[starts[:, None] + torch.arange(segment_frames)[None, :]]  # (W, seg, 753)
     return torch.stack([g.amax(dim=1), g.mean(dim=1)], dim=2).flatten(1)
 
 
@@ -249,6 +255,26 @@ class GenreMusicnnSequence(nn.Module):
 
     def forward(self, x: torch.Tensor, starts: torch.Tensor) -> torch.Tensor:
         return self.head(pool_windows(self.backbone.frame_features(x)[0], starts))
+
+
+class GenreMusicnnStream(nn.Module):
+    """The same network in the stream layout (see :mod:`genre_infer.model`): features
+    ``(1, frames, 96)``, ``keep (2,)``, ``past (rows, 753)`` and ``starts (W,)`` →
+    ``(logits (W, labels), frames (keep[1] - keep[0], 753))``. The runtime hands each
+    call's kept frame embeddings on to later calls, so no frame is embedded twice."""
+
+    frame_dim = 753  # musicnn's per-frame features: front end 561 + mid end 3 x 64
+
+    def __init__(self, backbone: Musicnn, head: Head) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.head = head
+
+    def forward(self, x: torch.Tensor, keep: torch.Tensor, past: torch.Tensor,
+                starts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        f = self.backbone.frame_features(x)[0].T                 # (T, 753)
+        kept = torch.index_select(f, 0, torch.arange(keep[0], keep[1]))
+        return self.head(pool_rows(torch.cat([past, kept]), starts)), kept
 
 
 def _predict(head: Head, items: list[EmbeddedTrack], temperature: float = 1.0) -> list[TrackPrediction]:
