@@ -171,10 +171,11 @@ def peak_rss_mb(model: str | None, song: Path) -> float:
     return int(out.stdout.strip()) / 1024.0
 
 
-def batch(model: str | None, folder: Path, jobs: int) -> float:
-    """Wall time of `genre-infer FOLDER --jobs N` writing JSONL."""
+def batch(model: str | None, folder: Path, jobs: int, threads: int | None = None) -> float:
+    """Wall time of `genre-infer FOLDER --jobs N [--threads T]` writing JSONL."""
     cmd = [sys.executable, "-m", "genre_infer", str(folder), "-q", "-f", "jsonl", "-j", str(jobs),
-           "-o", str(CACHE / f"batch-{jobs}.jsonl")] + (["--model", model] if model else [])
+           "-o", str(CACHE / f"batch-{jobs}.jsonl")] + (["--model", model] if model else []) + (
+           ["--threads", str(threads)] if threads else [])
     t = time.perf_counter()
     subprocess.run(cmd, check=True, capture_output=True, cwd=ROOT)
     return time.perf_counter() - t
@@ -222,7 +223,8 @@ def main() -> None:
         src = make_mp3(CACHE / "song-30s.mp3", 30.0, seed=2)
         for i in range(n_songs):
             os.link(src, folder / f"song{i:03d}.mp3")
-    res["batch"] = {"songs": n_songs, **{f"jobs{j}_s": batch(args.model, folder, j) for j in (1, 2)}}
+    res["batch"] = {"songs": n_songs, **{f"jobs{j}_s": batch(args.model, folder, j) for j in (1, 2)},
+                    "jobs1_threads1_s": batch(args.model, folder, 1, threads=1)}
 
     st = res["stages"]
     assert isinstance(st, dict)
@@ -238,7 +240,11 @@ def main() -> None:
         *((f"peak RSS, {k}", f"{v:.0f} MB") for k, v in res["peak_rss_mb"].items()),  # type: ignore[union-attr]
         (f"batch of {n_songs} 30-s songs, --jobs 1 / 2",
          f"{res['batch']['jobs1_s']:.1f} / {res['batch']['jobs2_s']:.1f} s "  # type: ignore[index]
-         f"({res['batch']['jobs1_s'] / res['batch']['jobs2_s']:.2f}x)"),  # type: ignore[index]
+         f"({res['batch']['jobs1_s'] / res['batch']['jobs2_s']:.2f}x; --jobs 1 already runs the network "
+         "on every core)"),
+        (f"batch of {n_songs}, --jobs 1 --threads 1 / --jobs 2",
+         f"{res['batch']['jobs1_threads1_s']:.1f} / {res['batch']['jobs2_s']:.1f} s "  # type: ignore[index]
+         f"({res['batch']['jobs1_threads1_s'] / res['batch']['jobs2_s']:.2f}x)"),  # type: ignore[index]
     ]
     width = max(len(r[0]) for r in rows)
     print(f"genre-infer benchmark ({res['machine']})")

@@ -61,8 +61,10 @@ DECODE_BLOCK_S = 30.0
 #: about 70 MB per 3-s window, so 64 windows a call peaked at 1.8 GB; 4 costs no speed.
 BATCH_SIZE = 4
 
-#: Window starts spanned by one call of a sequence network (plus one window and the context on
-#: each side): about 8 s at 16 kHz / 256-sample hop. Memory stays flat however long the file;
-#: for the default model, a 3-min mp3 peaks at 308 MB RSS with 512 and 3.83 s on one thread,
-#: 479 MB / 3.43 s with 1024, 761 MB / 3.16 s with 2048.
+#: Frames per call of a sequence or stream network: window starts spanned by a sequence call
+#: (plus one window and the context on each side), new frames embedded by a stream call (plus
+#: the context): about 8 s at 16 kHz / 256-sample hop. Memory stays flat however long the file.
+#: Default model, 3-min mp3, one thread (time / peak RSS): stream layout 3.07 s / 215 MB with
+#: 384, 2.77 s / 224 MB with 512, 2.59 s / 265 MB with 768, 2.48 s / 300 MB with 1024; the
+#: sequence layout needed 3.10 s / 291 MB with 512 (it re-embeds a window and the context per call).
 SEQUENCE_CHUNK_FRAMES = 512

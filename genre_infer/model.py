@@ -263,6 +263,10 @@ class GenreModel:
         providers = select_providers(device)
         opts = ort.SessionOptions()
         opts.log_severity_level = 3
+        # onnxruntime's memory patterns are cached per input shape, and stream/sequence calls vary
+        # in shape (rows handed on, windows per call): with them a 1-h file peaked at 307 MB against
+        # 229 MB for 3 min; without, 234 MB, and no measurable loss of speed (52.3 s vs 53.7 s).
+        opts.enable_mem_pattern = False
         if threads is not None:
             if threads < 1:
                 raise GenreInferError("threads must be at least 1")
