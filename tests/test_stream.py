@@ -112,3 +112,22 @@ def test_stream_metadata_and_refusals(toy_stream_model: Path, tmp_path: Path) ->
     onnx.save(seq, str(tmp_path / "seq-as-stream.onnx"))
     with pytest.raises(ModelError, match="stream network takes inputs"):
         GenreModel(tmp_path / "seq-as-stream.onnx")
+
+
+@pytest.mark.parametrize("seconds", [2.016, 2.1, 4.0, 9.3])
+@pytest.mark.parametrize("chunk_frames", [1, 16, 100, 512])
+def test_any_length_and_stretch_equals_one_call(toy_stream_model: Path, seconds: float, chunk_frames: int) -> None:
+    """Short signals (one window, or one window and a few frames) and stretches shorter than a
+    window hop (calls that complete no window) give the one-call result too."""
+    model = GenreModel(toy_stream_model)
+    rng = np.random.default_rng(int(seconds * 1000) + chunk_frames)
+    y = (0.3 * rng.standard_normal(int(seconds * model.features.sr))).astype(np.float32)
+    x = feat.compute(y, model.features)
+    assert len(x) >= model.features.segment_frames
+    ref, ref_starts = _whole(model, y)
+    runner = StreamRunner(model, chunk_frames)
+    for i in range(0, len(x), 37):
+        runner.push(x[i : i + 37])
+    got, starts = runner.finish()
+    np.testing.assert_array_equal(starts, ref_starts)
+    np.testing.assert_allclose(got, ref, atol=1e-5)
