@@ -166,3 +166,34 @@ def test_distilled_student_shapes_and_context() -> None:
     torch.testing.assert_close(part[:, k : k + 200 // STRIDE], whole[:, 200 // STRIDE : 400 // STRIDE], atol=1e-4, rtol=1e-4)
     lo, hi = window_frame_ranges(np.array([0, 62, 613]), 187, STRIDE, 100)
     assert lo.tolist() == [0, 8, 77] and hi.tolist() == [24, 32, 100]
+
+
+def test_finetune_training_crops_equal_the_whole_clip_pass() -> None:
+    """A training window cut with the mid end's context gives the logits of the same window
+    pooled from one pass over the whole clip (exactly inside the clip, closely at its edges,
+    where the whole pass pads each layer's input); only the mid end's convolutions and the
+    head's new layer train."""
+    import torch
+
+    from train.data import Track
+    from train.finetune import FrontTrack, MidAndHead, _window_batch
+    from train.musicnn import Musicnn
+    from train.transfer import Head, HeadConfig
+
+    torch.manual_seed(0)
+    backbone = Musicnn().eval()
+    for m in backbone.modules():
+        if isinstance(m, torch.nn.BatchNorm1d | torch.nn.BatchNorm2d):
+            m.running_var.uniform_(0.5, 2.0)
+    model = MidAndHead(backbone, Head(backbone, 3, HeadConfig(kind="probe"))).eval()
+    front = np.random.default_rng(0).standard_normal((561, 400)).astype(np.float16)
+    item = FrontTrack(Track(Path("x.wav"), "g/x.wav", "g"), 0, 0, front, 400 * 256)
+    starts = np.array([9, 50, 204, 0, 213])  # context inside the clip (3), then the clip's very edges
+    with torch.no_grad():
+        whole = model.head(torch.from_numpy(model.pooled(front, starts))).numpy()
+        crops = model.window_logits(_window_batch([item], [(0, int(s)) for s in starts])).numpy()
+    np.testing.assert_allclose(crops[:3], whole[:3], atol=2e-5)
+    assert np.abs(crops[3:] - whole[3:]).max() < 0.01
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert trainable == {f"net.mid{i}.conv.{w}" for i in (1, 2, 3) for w in ("weight", "bias")} | {
+        "head.out.weight", "head.out.bias"}

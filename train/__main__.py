@@ -178,6 +178,12 @@ def build_parser() -> argparse.ArgumentParser:
                        help="8-bit timbral convolutions for a musicnn model: the fast model (see `quantize --help`)")
     q.add_argument("args", nargs=argparse.REMAINDER)
     q.set_defaults(func=cmd_quantize)
+
+    q = sub.add_parser("finetune", add_help=False,
+                       help="experiment: musicnn's mid end fine-tuned with the head against the frozen baseline, "
+                            "scored on valid (see `finetune --help`)")
+    q.add_argument("args", nargs=argparse.REMAINDER)
+    q.set_defaults(func=cmd_finetune)
     return p
 
 
@@ -213,10 +219,16 @@ def cmd_quantize(a: argparse.Namespace) -> int:
     return quantize.main(list(a.args))
 
 
+def cmd_finetune(a: argparse.Namespace) -> int:
+    from . import finetune
+
+    return finetune.main(list(a.args))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point."""
     args = list(sys.argv[1:] if argv is None else argv)
-    if args and args[0] in ("pretrained", "transfer", "distill", "rebuild", "quantize"):  # their own parsers take every argument
+    if args and args[0] in ("pretrained", "transfer", "distill", "rebuild", "quantize", "finetune"):  # their own parsers take every argument
         return int(build_parser().parse_args(args[:1]).func(argparse.Namespace(args=args[1:])))
     a = build_parser().parse_args(args)
     return int(a.func(a))

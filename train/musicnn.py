@@ -102,8 +102,8 @@ class Musicnn(nn.Module):
         # TensorFlow "same": (k - 1) // 2 frames before, the rest after
         return F.pad(x, (0, 0, (k - 1) // 2, k - 1 - (k - 1) // 2))
 
-    def frame_features(self, x: torch.Tensor) -> torch.Tensor:
-        """Front and mid end: ``(batch, frames, 96)`` → ``(batch, 753, frames)`` per-frame features."""
+    def front_end(self, x: torch.Tensor) -> torch.Tensor:
+        """Input batch norm and the five front-end convolutions: ``(batch, frames, 96)`` → ``(batch, 561, frames)``."""
         x = self.input_bn(x.unsqueeze(1))                       # (B, 1, T, 96)
         pad7 = F.pad(x, (0, 0, 3, 3))
         front = [
@@ -113,7 +113,11 @@ class Musicnn(nn.Module):
             self.temporal64.freq_max(self._same_time(x, 64)),
             self.temporal32.freq_max(self._same_time(x, 32)),
         ]
-        f = torch.cat(front, dim=1)                             # (B, 561, T)
+        return torch.cat(front, dim=1)                          # (B, 561, T)
+
+    def mid_end(self, f: torch.Tensor) -> torch.Tensor:
+        """The three residual 1-D convolutions over the front end's output → ``(batch, 753, frames)``
+        (front end, then each mid-end layer's output, concatenated)."""
 
         def mid(layer: _ConvBN, h: torch.Tensor) -> torch.Tensor:
             # h (B, C, T) seen as a one-channel image (T, C), convolved over all of C
@@ -123,6 +127,10 @@ class Musicnn(nn.Module):
         m2 = mid(self.mid2, m1) + m1
         m3 = mid(self.mid3, m2) + m2
         return torch.cat([f, m1, m2, m3], dim=1)                # (B, 753, T)
+
+    def frame_features(self, x: torch.Tensor) -> torch.Tensor:
+        """Front and mid end: ``(batch, frames, 96)`` → ``(batch, 753, frames)`` per-frame features."""
+        return self.mid_end(self.front_end(x))
 
     @staticmethod
     def pool(frames: torch.Tensor) -> torch.Tensor:
