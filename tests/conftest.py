@@ -73,6 +73,58 @@ def build_toy_model(
     return path
 
 
+def _toy_frame_nodes(helper, out: str) -> list:  # type: ignore[no-untyped-def]
+    """features (1, T, bands) → per-frame low/high scores smoothed over 5 frames, ``out`` (2, T)."""
+    return [
+        helper.make_node("MatMul", ["features", "W"], ["scores"]),          # (1, T, 2)
+        helper.make_node("Transpose", ["scores"], ["st"], perm=[0, 2, 1]),  # (1, 2, T)
+        helper.make_node("Conv", ["st", "K", "bias"], ["smoothed"], group=2, pads=[2, 2]),
+        helper.make_node("Squeeze", ["smoothed", "zero"], [out]),
+    ]
+
+
+def _toy_window_mean_nodes(helper, TensorProto, rows: str) -> list:  # type: ignore[no-untyped-def]
+    """Scores ``rows`` (2, R) → the mean over each window at ``starts``, ``logits`` (W, 2), exactly
+    (cumulative sums in float64)."""
+    return [
+        helper.make_node("Cast", [rows], ["r64"], to=TensorProto.DOUBLE),
+        helper.make_node("CumSum", ["r64", "one"], ["csum"]),
+        helper.make_node("Pad", ["csum", "pads"], ["csum0"]),                # (2, R + 1)
+        helper.make_node("Add", ["starts", "seg"], ["ends"]),
+        helper.make_node("Gather", ["csum0", "ends"], ["hi"], axis=1),       # (2, W)
+        helper.make_node("Gather", ["csum0", "starts"], ["lo"], axis=1),
+        helper.make_node("Sub", ["hi", "lo"], ["sums"]),
+        helper.make_node("Cast", ["sums"], ["sums32"], to=TensorProto.FLOAT),
+        helper.make_node("Div", ["sums32", "segf"], ["means"]),
+        helper.make_node("Transpose", ["means"], ["logits"], perm=[1, 0]),  # (W, 2)
+    ]
+
+
+def _toy_initializers(numpy_helper, bands: int, segment_frames: int) -> list:  # type: ignore[no-untyped-def]
+    w = np.zeros((bands, 2), dtype=np.float32)
+    w[: bands // 2, 0] = 8.0 / (bands // 2)
+    w[bands // 2 :, 1] = 8.0 / (bands - bands // 2)
+    smooth = np.array([1, 2, 4, 2, 1], dtype=np.float32) / 10.0
+    arrays = {
+        "W": w, "K": np.stack([smooth, smooth])[:, None, :], "bias": np.array([0.0, -1.0], dtype=np.float32),
+        "zero": np.array([0], dtype=np.int64), "one1": np.array([1], dtype=np.int64),
+        "two1": np.array([2], dtype=np.int64), "one": np.array(1, dtype=np.int64),
+        "pads": np.array([0, 1, 0, 0], dtype=np.int64), "seg": np.array(segment_frames, dtype=np.int64),
+        "segf": np.array(segment_frames, dtype=np.float32),
+    }
+    return [numpy_helper.from_array(v, k) for k, v in arrays.items()]
+
+
+def _save_toy(onnx, helper, graph, path: Path, info: ModelInfo) -> Path:  # type: ignore[no-untyped-def]
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 9
+    prop = model.metadata_props.add()
+    prop.key, prop.value = METADATA_KEY, json.dumps(info.to_metadata())
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return path
+
+
 def build_toy_sequence_model(path: Path, *, context_frames: int = 2, bands: int = 96, segment_frames: int = 63) -> Path:
     """The toy model's sequence twin: features ``(1, frames, bands)`` + window starts → ``(windows, 2)``.
 
@@ -85,51 +137,22 @@ def build_toy_sequence_model(path: Path, *, context_frames: int = 2, bands: int 
 
     from genre_infer.model import NetworkSpec
 
-    w = np.zeros((bands, 2), dtype=np.float32)
-    w[: bands // 2, 0] = 8.0 / (bands // 2)
-    w[bands // 2 :, 1] = 8.0 / (bands - bands // 2)
-    smooth = np.array([1, 2, 4, 2, 1], dtype=np.float32) / 10.0
     graph = helper.make_graph(
-        [
-            helper.make_node("MatMul", ["features", "W"], ["scores"]),          # (1, T, 2)
-            helper.make_node("Transpose", ["scores"], ["st"], perm=[0, 2, 1]),  # (1, 2, T)
-            helper.make_node("Conv", ["st", "K", "bias"], ["smoothed"], group=2, pads=[2, 2]),
-            helper.make_node("Squeeze", ["smoothed", "zero"], ["frames2"]),    # (2, T)
-            helper.make_node("Cast", ["frames2"], ["frames64"], to=TensorProto.DOUBLE),  # exact sums
-            helper.make_node("CumSum", ["frames64", "one"], ["csum"]),
-            helper.make_node("Pad", ["csum", "pads"], ["csum0"]),                # (2, T + 1)
-            helper.make_node("Add", ["starts", "seg"], ["ends"]),
-            helper.make_node("Gather", ["csum0", "ends"], ["hi"], axis=1),       # (2, W)
-            helper.make_node("Gather", ["csum0", "starts"], ["lo"], axis=1),
-            helper.make_node("Sub", ["hi", "lo"], ["sums"]),
-            helper.make_node("Cast", ["sums"], ["sums32"], to=TensorProto.FLOAT),
-            helper.make_node("Div", ["sums32", "segf"], ["means"]),
-            helper.make_node("Transpose", ["means"], ["logits"], perm=[1, 0]),  # (W, 2)
-        ],
+        _toy_frame_nodes(helper, "frames2") + _toy_window_mean_nodes(helper, TensorProto, "frames2"),
         "toy_sequence",
         [helper.make_tensor_value_info("features", TensorProto.FLOAT, [1, "frames", bands]),
          helper.make_tensor_value_info("starts", TensorProto.INT64, ["windows"])],
         [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["windows", 2])],
-        initializer=[
-            numpy_helper.from_array(w, "W"),
-            numpy_helper.from_array(np.stack([smooth, smooth])[:, None, :], "K"),
-            numpy_helper.from_array(np.array([0.0, -1.0], dtype=np.float32), "bias"),
-            numpy_helper.from_array(np.array([0], dtype=np.int64), "zero"),
-            numpy_helper.from_array(np.array(1, dtype=np.int64), "one"),
-            numpy_helper.from_array(np.array([0, 1, 0, 0], dtype=np.int64), "pads"),
-            numpy_helper.from_array(np.array(segment_frames, dtype=np.int64), "seg"),
-            numpy_helper.from_array(np.array(segment_frames, dtype=np.float32), "segf"),
-        ],
+        initializer=_toy_initializers(numpy_helper, bands, segment_frames),
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
-    model.ir_version = 9
     spec = FeatureSpec(segment_frames=segment_frames, n_mels=bands)
     info = ModelInfo("toy-seq", "1.0", ("low", "high"), spec, network=NetworkSpec("sequence", context_frames))
-    prop = model.metadata_props.add()
-    prop.key, prop.value = METADATA_KEY, json.dumps(info.to_metadata())
-    onnx.checker.check_model(model)
-    onnx.save(model, str(path))
-    return path
+    return _save_toy(onnx, helper, graph, path, info)
+
+
+@pytest.fixture(scope="session")
+def toy_sequence_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_toy_sequence_model(tmp_path_factory.mktemp("models") / "toy-seq.onnx")
 
 
 def build_toy_stream_model(path: Path, *, context_frames: int = 2, bands: int = 96, segment_frames: int = 63) -> Path:
@@ -144,33 +167,16 @@ def build_toy_stream_model(path: Path, *, context_frames: int = 2, bands: int = 
 
     from genre_infer.model import NetworkSpec
 
-    w = np.zeros((bands, 2), dtype=np.float32)
-    w[: bands // 2, 0] = 8.0 / (bands // 2)
-    w[bands // 2 :, 1] = 8.0 / (bands - bands // 2)
-    smooth = np.array([1, 2, 4, 2, 1], dtype=np.float32) / 10.0
+    split = [
+        helper.make_node("Transpose", ["s2"], ["all"], perm=[1, 0]),        # (T, 2)
+        helper.make_node("Slice", ["keep", "zero", "one1"], ["k0"]),
+        helper.make_node("Slice", ["keep", "one1", "two1"], ["k1"]),
+        helper.make_node("Slice", ["all", "k0", "k1", "zero"], ["frames"]),  # (K, 2)
+        helper.make_node("Concat", ["past", "frames"], ["rows"], axis=0),   # (P + K, 2)
+        helper.make_node("Transpose", ["rows"], ["rt"], perm=[1, 0]),       # (2, P + K)
+    ]
     graph = helper.make_graph(
-        [
-            helper.make_node("MatMul", ["features", "W"], ["scores"]),          # (1, T, 2)
-            helper.make_node("Transpose", ["scores"], ["st"], perm=[0, 2, 1]),  # (1, 2, T)
-            helper.make_node("Conv", ["st", "K", "bias"], ["smoothed"], group=2, pads=[2, 2]),
-            helper.make_node("Squeeze", ["smoothed", "zero"], ["s2"]),          # (2, T)
-            helper.make_node("Transpose", ["s2"], ["all"], perm=[1, 0]),        # (T, 2)
-            helper.make_node("Slice", ["keep", "zero", "one1"], ["k0"]),
-            helper.make_node("Slice", ["keep", "one1", "two1"], ["k1"]),
-            helper.make_node("Slice", ["all", "k0", "k1", "zero"], ["frames"]),  # (K, 2)
-            helper.make_node("Concat", ["past", "frames"], ["rows"], axis=0),   # (P + K, 2)
-            helper.make_node("Transpose", ["rows"], ["rt"], perm=[1, 0]),
-            helper.make_node("Cast", ["rt"], ["r64"], to=TensorProto.DOUBLE),
-            helper.make_node("CumSum", ["r64", "one"], ["csum"]),
-            helper.make_node("Pad", ["csum", "pads"], ["csum0"]),
-            helper.make_node("Add", ["starts", "seg"], ["ends"]),
-            helper.make_node("Gather", ["csum0", "ends"], ["hi"], axis=1),
-            helper.make_node("Gather", ["csum0", "starts"], ["lo"], axis=1),
-            helper.make_node("Sub", ["hi", "lo"], ["sums"]),
-            helper.make_node("Cast", ["sums"], ["sums32"], to=TensorProto.FLOAT),
-            helper.make_node("Div", ["sums32", "segf"], ["means"]),
-            helper.make_node("Transpose", ["means"], ["logits"], perm=[1, 0]),
-        ],
+        _toy_frame_nodes(helper, "s2") + split + _toy_window_mean_nodes(helper, TensorProto, "rt"),
         "toy_stream",
         [helper.make_tensor_value_info("features", TensorProto.FLOAT, [1, "frames", bands]),
          helper.make_tensor_value_info("keep", TensorProto.INT64, [2]),
@@ -178,28 +184,11 @@ def build_toy_stream_model(path: Path, *, context_frames: int = 2, bands: int = 
          helper.make_tensor_value_info("starts", TensorProto.INT64, ["windows"])],
         [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["windows", 2]),
          helper.make_tensor_value_info("frames", TensorProto.FLOAT, ["kept", 2])],
-        initializer=[
-            numpy_helper.from_array(w, "W"),
-            numpy_helper.from_array(np.stack([smooth, smooth])[:, None, :], "K"),
-            numpy_helper.from_array(np.array([0.0, -1.0], dtype=np.float32), "bias"),
-            numpy_helper.from_array(np.array([0], dtype=np.int64), "zero"),
-            numpy_helper.from_array(np.array([1], dtype=np.int64), "one1"),
-            numpy_helper.from_array(np.array([2], dtype=np.int64), "two1"),
-            numpy_helper.from_array(np.array(1, dtype=np.int64), "one"),
-            numpy_helper.from_array(np.array([0, 1, 0, 0], dtype=np.int64), "pads"),
-            numpy_helper.from_array(np.array(segment_frames, dtype=np.int64), "seg"),
-            numpy_helper.from_array(np.array(segment_frames, dtype=np.float32), "segf"),
-        ],
+        initializer=_toy_initializers(numpy_helper, bands, segment_frames),
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
-    model.ir_version = 9
     spec = FeatureSpec(segment_frames=segment_frames, n_mels=bands)
     info = ModelInfo("toy-stream", "1.0", ("low", "high"), spec, network=NetworkSpec("stream", context_frames))
-    prop = model.metadata_props.add()
-    prop.key, prop.value = METADATA_KEY, json.dumps(info.to_metadata())
-    onnx.checker.check_model(model)
-    onnx.save(model, str(path))
-    return path
+    return _save_toy(onnx, helper, graph, path, info)
 
 
 @pytest.fixture(scope="session")

@@ -151,85 +151,40 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--cache", default=str(CACHE_DIR))
     q.set_defaults(func=cmd_export)
 
-    q = sub.add_parser("pretrained", add_help=False,
-                       help="convert the musicnn wheel's checkpoint (see `pretrained --help`)")
-    q.add_argument("args", nargs=argparse.REMAINDER)
-    q.set_defaults(func=cmd_pretrained)
-
-    q = sub.add_parser("transfer", add_help=False,
-                       help="the shipped recipe: musicnn transfer, search, calibration, CV, export "
-                            "(see `transfer --help`)")
-    q.add_argument("args", nargs=argparse.REMAINDER)
-    q.set_defaults(func=cmd_transfer)
-
-    q = sub.add_parser("distill", add_help=False,
-                       help="experiment: a small sequence CNN distilled from the transfer model, scored on "
-                            "valid (see `distill --help`)")
-    q.add_argument("args", nargs=argparse.REMAINDER)
-    q.set_defaults(func=cmd_distill)
-
-    q = sub.add_parser("rebuild", add_help=False,
-                       help="re-export a musicnn model's weights with today's (equivalent) graph, checked "
-                            "against the old file (see `rebuild --help`)")
-    q.add_argument("args", nargs=argparse.REMAINDER)
-    q.set_defaults(func=cmd_rebuild)
-
-    q = sub.add_parser("quantize", add_help=False,
-                       help="8-bit timbral convolutions for a musicnn model: the fast model (see `quantize --help`)")
-    q.add_argument("args", nargs=argparse.REMAINDER)
-    q.set_defaults(func=cmd_quantize)
-
-    q = sub.add_parser("finetune", add_help=False,
-                       help="experiment: musicnn's mid end fine-tuned with the head against the frozen baseline, "
-                            "scored on valid (see `finetune --help`)")
-    q.add_argument("args", nargs=argparse.REMAINDER)
-    q.set_defaults(func=cmd_finetune)
+    for name, help_text in DELEGATED.items():  # commands with their own argument parsers
+        q = sub.add_parser(name, add_help=False, help=f"{help_text} (see `{name} --help`)")
+        q.add_argument("args", nargs=argparse.REMAINDER)
+        q.set_defaults(func=cmd_delegated, command=name)
     return p
 
 
-def cmd_pretrained(a: argparse.Namespace) -> int:
-    from . import pretrained
-
-    sys.argv = ["python -m train pretrained", *a.args]
-    pretrained.main()
-    return 0
-
-
-def cmd_transfer(a: argparse.Namespace) -> int:
-    from . import transfer
-
-    return transfer.main(list(a.args))
+#: Commands whose modules parse their own arguments (``train.<name>.main(argv)``).
+DELEGATED = {
+    "pretrained": "convert the musicnn wheel's checkpoint",
+    "transfer": "the shipped recipe: musicnn transfer, search, calibration, CV, export",
+    "distill": "experiment: a small sequence CNN distilled from the transfer model, scored on valid",
+    "rebuild": "re-export a musicnn model's weights with today's (equivalent) graph, checked against the old file",
+    "quantize": "8-bit timbral convolutions for a musicnn model: the fast model",
+    "finetune": "experiment: musicnn's mid end fine-tuned with the head against the frozen baseline, scored on valid",
+}
 
 
-def cmd_distill(a: argparse.Namespace) -> int:
-    from . import distill
+def cmd_delegated(a: argparse.Namespace) -> int:
+    import importlib
 
-    return distill.main(list(a.args))
-
-
-def cmd_rebuild(a: argparse.Namespace) -> int:
-    from . import rebuild
-
-    return rebuild.main(list(a.args))
-
-
-def cmd_quantize(a: argparse.Namespace) -> int:
-    from . import quantize
-
-    return quantize.main(list(a.args))
-
-
-def cmd_finetune(a: argparse.Namespace) -> int:
-    from . import finetune
-
-    return finetune.main(list(a.args))
+    module = importlib.import_module(f".{a.command}", __package__)
+    if a.command == "pretrained":  # reads sys.argv itself
+        sys.argv = ["python -m train pretrained", *a.args]
+        module.main()
+        return 0
+    return int(module.main(list(a.args)))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point."""
     args = list(sys.argv[1:] if argv is None else argv)
-    if args and args[0] in ("pretrained", "transfer", "distill", "rebuild", "quantize", "finetune"):  # their own parsers take every argument
-        return int(build_parser().parse_args(args[:1]).func(argparse.Namespace(args=args[1:])))
+    if args and args[0] in DELEGATED:  # their own parsers take every argument
+        return cmd_delegated(argparse.Namespace(command=args[0], args=args[1:]))
     a = build_parser().parse_args(args)
     return int(a.func(a))
 
