@@ -1,10 +1,12 @@
 """From window logits to a per-second timeline, sections and a verdict.
 
 Windows are pooled as *logits*: a second's logits are the overlap-weighted mean
-of the logits of the windows that cover it, and the song's are the
-time-weighted mean of the seconds'. The model's temperature turns them into
-calibrated probabilities at the end, so the temperature changes how sure the
-numbers say we are, never which genre wins (:func:`timeline_from_logits`).
+of the logits of the windows that cover it, and the model's temperature turns
+them into calibrated probabilities, so the temperature changes how sure a
+second says it is, never which genre wins it. The song's verdict is the
+time-weighted mean of the seconds' probabilities: each genre's share of the
+song, so a mix of genres reads as its parts rather than as the genre nearest
+its average sound (:func:`timeline_from_logits`).
 
 Pure numpy functions: the training wing uses the same ones for its
 track-level metrics, so "track accuracy" means what the CLI shows.
@@ -125,9 +127,8 @@ def timeline_from_logits(
     song : np.ndarray
         ``(labels,)`` probabilities of the whole song.
     """
-    step_logits = step_average(window_logits, window_start_s, window_len_s, duration, step)
-    song_logits = time_average(step_logits, step, duration)
-    return softmax(step_logits, temperature), softmax(song_logits, temperature)
+    steps = softmax(step_average(window_logits, window_start_s, window_len_s, duration, step), temperature)
+    return steps, verdict(steps, step, duration)
 
 
 def smooth(probs: np.ndarray, radius: int) -> np.ndarray:

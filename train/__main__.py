@@ -151,6 +151,17 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--cache", default=str(CACHE_DIR))
     q.set_defaults(func=cmd_export)
 
+    q = sub.add_parser("set-metrics", help="store newly measured figures in an exported model's metadata",
+                       description="Replace metrics.valid/test with `train evaluate` outputs (and set other "
+                                   "metrics keys); what is replaced stays in metrics.history with the note.")
+    q.add_argument("model", help="an exported .onnx (rewritten in place)")
+    q.add_argument("--note", required=True, help="why the figures changed")
+    q.add_argument("--valid", default=None, help="metrics.json of `train evaluate --split valid`")
+    q.add_argument("--test", default=None, help="metrics.json of `train evaluate --split test`")
+    q.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                   help="dotted metrics keys to set, e.g. calibration.track_ece_after=0.139")
+    q.set_defaults(func=cmd_set_metrics)
+
     for name, help_text in DELEGATED.items():  # commands with their own argument parsers
         q = sub.add_parser(name, add_help=False, help=f"{help_text} (see `{name} --help`)")
         q.add_argument("args", nargs=argparse.REMAINDER)
@@ -167,6 +178,15 @@ DELEGATED = {
     "quantize": "8-bit timbral convolutions for a musicnn model: the fast model",
     "finetune": "experiment: musicnn's mid end fine-tuned with the head against the frozen baseline, scored on valid",
 }
+
+
+def cmd_set_metrics(a: argparse.Namespace) -> int:
+    from .export import update_metrics
+
+    updates = {k: float(v) for k, v in (item.split("=", 1) for item in a.set)}
+    doc = update_metrics(Path(a.model), a.note, a.valid and Path(a.valid), a.test and Path(a.test), updates)
+    print(json.dumps({k: doc.get(k) for k in ("valid", "test")}))
+    return 0
 
 
 def cmd_delegated(a: argparse.Namespace) -> int:

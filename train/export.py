@@ -116,6 +116,39 @@ def write_metadata(path: Path, info: ModelInfo) -> None:
     onnx.save(model, str(path))
 
 
+def update_metrics(
+    model: Path, note: str, valid: Path | None = None, test: Path | None = None,
+    updates: dict[str, float] | None = None,
+) -> dict[str, Any]:
+    """Store newly measured figures in an exported model's metadata (``python -m train set-metrics``).
+
+    ``valid``/``test`` are ``train evaluate`` metrics.json files whose scores replace
+    ``metrics.valid``/``metrics.test``; ``updates`` set dotted keys under ``metrics``
+    (e.g. ``calibration.track_ece_after``). What is replaced is kept in
+    ``metrics.history`` with ``note`` saying why, so the file tells its own story.
+    """
+    from genre_infer.model import GenreModel
+
+    info = GenreModel(model, device="cpu").info
+    metrics_doc = json.loads(json.dumps(info.extra.get("metrics", {})))
+    replaced: dict[str, Any] = {}
+    for key, path in (("valid", valid), ("test", test)):
+        if path is not None:
+            replaced[key] = metrics_doc.get(key)
+            metrics_doc[key] = json.loads(Path(path).read_text())["scores"]
+    for dotted, value in (updates or {}).items():
+        *parents, leaf = dotted.split(".")
+        node = metrics_doc
+        for k in parents:
+            node = node.setdefault(k, {})
+        replaced[dotted] = node.get(leaf)
+        node[leaf] = value
+    metrics_doc.setdefault("history", []).append({"note": note, "replaced": replaced,
+                                                  "date": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+    write_metadata(model, ModelInfo.from_metadata({**info.to_metadata(), "metrics": metrics_doc}))
+    return metrics_doc
+
+
 def parity(net: nn.Module, path: Path, windows: np.ndarray | tuple[np.ndarray, np.ndarray]) -> float:
     """Max abs difference between onnxruntime's and torch's logits on an example input.
 
