@@ -1,6 +1,6 @@
-"""Feed feature frames to the network as they arrive: the two network layouts.
+"""Feed feature frames to the network as they arrive: the three network layouts.
 
-Both runners take consecutive frames with :meth:`~_Runner.push`, cut the
+Every runner takes consecutive frames with :meth:`~_Runner.push`, cut the
 runtime's windows (:func:`genre_infer.features.window_starts`: one every
 ``window_hop_s``, plus one aligned to the end) as soon as their frames are
 there, keep only the frames that later windows need, and return at
@@ -31,7 +31,7 @@ __all__ = ["WindowRunner", "SequenceRunner", "StreamRunner", "make_runner"]
 
 
 class _Runner:
-    """Window bookkeeping shared by both layouts; subclasses say how windows are run."""
+    """Window bookkeeping shared by every layout; subclasses say how windows are run."""
 
     def __init__(self, model: GenreModel) -> None:
         self.model = model
@@ -143,20 +143,25 @@ class StreamRunner(_Runner):
             self.logits.append(logits)
             self.starts.append(ready)
             self.pending = self.pending[len(ready):]
+        # after every call, however many frames one push brought: keep only the embeddings
+        # later windows need (the next call gets them as `past`), and the features later calls need
+        first = int(self.pending[0]) if len(self.pending) else int(round(self.next_k * self.hop))
+        first = max(self.emb_offset, min(first, self.n_frames - self.seg, self.embedded))
+        self.emb, self.emb_offset = self.emb[first - self.emb_offset :], first
+        self._keep_from(self.embedded - self.context)
 
     def _add(self, starts: np.ndarray, final: bool) -> None:
         self.pending = np.concatenate([self.pending, starts])
         if final:
             while self.embedded < self.n_frames:
                 self._embed(min(self.n_frames, self.embedded + self.chunk))
+            if len(self.pending):
+                raise RuntimeError(f"{len(self.pending)} windows were never pooled")  # a bookkeeping bug
             return
-        while self.embedded + self.chunk + self.context <= self.n_frames:  # a full stretch and its right context
+        # a full stretch and its right context, leaving at least one frame for finish() (which
+        # adds the end-aligned window: it must be completed by a call of its own)
+        while self.embedded + self.chunk + self.context < self.n_frames:
             self._embed(self.embedded + self.chunk)
-        # keep the embeddings later windows need, and the features later stretches need
-        first = int(self.pending[0]) if len(self.pending) else int(round(self.next_k * self.hop))
-        first = max(self.emb_offset, min(first, self.n_frames - self.seg, self.embedded))
-        self.emb, self.emb_offset = self.emb[first - self.emb_offset :], first
-        self._keep_from(self.embedded - self.context)
 
 
 def make_runner(model: GenreModel) -> WindowRunner | SequenceRunner | StreamRunner:

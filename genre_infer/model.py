@@ -1,7 +1,7 @@
 """Load a genre-infer ONNX model, validate its metadata, and run batches.
 
 A genre-infer model is an ONNX graph with one input of features and one
-output of logits, in one of two layouts:
+output of logits, in one of three layouts:
 
 - ``windows`` (format 1): ``(batch, segment_frames, bands)`` → ``(batch, n_labels)``,
   one call per window;
@@ -21,7 +21,7 @@ output of logits, in one of two layouts:
 plus a JSON document in the ``metadata_props`` entry named :data:`METADATA_KEY`::
 
     {
-      "format_version": 1,           # 2 for the sequence layout
+      "format_version": 1,           # 2 for the sequence layout, 3 for stream
       "name": "...", "version": "...",
       "labels": ["blues", ...],
       "features": {...FeatureSpec...},

@@ -125,7 +125,7 @@ def timeline_from_logits(
     steps : np.ndarray
         ``(ceil(duration / step), labels)`` probabilities of each step.
     song : np.ndarray
-        ``(labels,)`` probabilities of the whole song.
+        ``(labels,)`` each genre's share of the song: the time-weighted mean of ``steps``.
     """
     steps = softmax(step_average(window_logits, window_start_s, window_len_s, duration, step), temperature)
     return steps, verdict(steps, step, duration)

@@ -197,11 +197,6 @@ def toy_stream_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def toy_sequence_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_toy_sequence_model(tmp_path_factory.mktemp("models") / "toy-seq.onnx")
-
-
-@pytest.fixture(scope="session")
 def toy_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_toy_model(tmp_path_factory.mktemp("models") / "toy.onnx")
 

@@ -131,3 +131,37 @@ def test_any_length_and_stretch_equals_one_call(toy_stream_model: Path, seconds:
     got, starts = runner.finish()
     np.testing.assert_array_equal(starts, ref_starts)
     np.testing.assert_allclose(got, ref, atol=1e-5)
+
+
+@pytest.mark.parametrize("n_frames,chunk_frames", [(128, 64), (200, 100), (1000, 64)])
+def test_no_context_keeps_the_end_aligned_window(tmp_path: Path, n_frames: int, chunk_frames: int) -> None:
+    """A stream network may declare no context; the window aligned to the end is still pooled."""
+    model = GenreModel(build_toy_stream_model(tmp_path / "ctx0.onnx", context_frames=0))
+    x = np.random.default_rng(n_frames).standard_normal((n_frames, model.features.n_bands)).astype(np.float32)
+    runner = StreamRunner(model, chunk_frames)
+    for i in range(0, n_frames, chunk_frames):
+        runner.push(x[i : i + chunk_frames])
+    _, starts = runner.finish()
+    np.testing.assert_array_equal(starts, feat.window_starts(n_frames, model.features))
+
+
+def test_one_long_push_keeps_memory_bounded(toy_stream_model: Path) -> None:
+    """An array handed over whole (the API's case) is embedded stretch by stretch, and no call
+    gets more past rows than one window needs."""
+    model = GenreModel(toy_stream_model)
+    x = np.random.default_rng(3).standard_normal((20000, model.features.n_bands)).astype(np.float32)
+    runner, pasts = StreamRunner(model, 256), []
+    real = model.stream_logits
+
+    def spy(x_, keep, past, starts):  # type: ignore[no-untyped-def]
+        pasts.append(len(past))
+        return real(x_, keep, past, starts)
+
+    model.stream_logits = spy  # type: ignore[method-assign]
+    runner.push(x)
+    got, starts = runner.finish()
+    assert len(pasts) >= 20000 // 256
+    assert max(pasts) <= model.features.segment_frames + feat.window_hop_frames(model.features) + 2
+    np.testing.assert_array_equal(starts, feat.window_starts(len(x), model.features))
+    whole, _ = real(x, (0, len(x)), np.zeros((0, model.frame_dim)), starts)
+    np.testing.assert_allclose(got, whole, atol=1e-5)

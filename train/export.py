@@ -238,6 +238,8 @@ def export(
     temperature = fit_temperature(logits, y) if calibrate else 1.0
     calib = {"temperature": temperature, "ece_before": ece(metrics.softmax(logits), y),
              "ece_after": ece(metrics.softmax(logits, temperature), y), "fitted_on": "valid windows"}
+    if temperature != 1.0:  # the figures of what ships: song verdicts depend on the temperature
+        valid, _ = evaluate_split(net, prep.clips["valid"], spec, len(labels), dev, temperature=temperature)
     run_metrics = json.loads((run / "metrics.json").read_text()) if (run / "metrics.json").is_file() else {}
     metric_doc: dict[str, Any] = {"valid": valid, "calibration": calib}
     if test_metrics:

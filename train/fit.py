@@ -224,9 +224,10 @@ def torch_logits(net: nn.Module, dev: torch.device, batch: int = 256) -> Any:
 
 def evaluate_split(
     net: nn.Module, clips: list[data.Clip], spec: FeatureSpec, n_labels: int, dev: torch.device,
-    fast: bool = False,
+    fast: bool = False, temperature: float = 1.0,
 ) -> tuple[dict[str, float | int], list[metrics.TrackPrediction]]:
-    """Scores and predictions of ``net`` on standardised clips (runtime aggregation).
+    """Scores and predictions of ``net`` on standardised clips (runtime aggregation at ``temperature``,
+    which can change a song's verdict: it is the mean of the seconds' probabilities).
 
     ``fast`` uses non-overlapping windows (hop = window length) instead of the
     runtime's 1 s hop: about ``segment_s`` times fewer windows, for per-epoch
@@ -234,7 +235,8 @@ def evaluate_split(
     """
     if fast:
         spec = replace(spec, window_hop_s=spec.segment_s)
-    preds = metrics.predict_tracks([(c.x, c.label, c.n_samples) for c in clips], spec, torch_logits(net, dev))
+    preds = metrics.predict_tracks([(c.x, c.label, c.n_samples) for c in clips], spec, torch_logits(net, dev),
+                                   temperature)
     sc = metrics.scores(preds, n_labels)
     logits = np.concatenate([p.window_logits for p in preds])
     labels = np.concatenate([np.full(len(p.window_logits), p.label) for p in preds])

@@ -2,7 +2,8 @@
 
 A track's verdict is what ``genre-infer`` prints: window logits ->
 :func:`genre_infer.timeline.timeline_from_logits` -> argmax, over the windows of
-:func:`genre_infer.features.window_starts`.
+:func:`genre_infer.features.window_starts`. Pass the model's temperature: the
+verdict is a mean of calibrated per-second probabilities, so it can depend on it.
 """
 
 from __future__ import annotations

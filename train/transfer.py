@@ -520,7 +520,7 @@ def run(
     for held in ("train", "valid", "test"):
         rest = tuple(s for s in ("train", "valid", "test", "extra") if s != held)
         h, _ = fit_head(backbone, _split(items, rest, use_aug), [], n_labels, cfg, epochs=best["best_epoch"])
-        cv[held] = evaluate_items(h, _split(items, (held,), False), n_labels)
+        cv[held] = evaluate_items(h, _split(items, (held,), False), n_labels, temperature)
         log(f"cv held-out {held}: {json.dumps(cv[held])}")
     accs = [v["track_accuracy"] for v in cv.values()]
     f1s = [v["track_macro_f1"] for v in cv.values()]
