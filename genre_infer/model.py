@@ -326,10 +326,11 @@ class GenreModel:
             )
 
     def _check_stream_io(self, inputs: list[Any], outputs: list[Any]) -> None:
-        names = tuple(i.name for i in inputs)
-        if names != STREAM_INPUTS or [o.name for o in outputs][:2] != ["logits", "frames"]:
+        names, outs = tuple(i.name for i in inputs), [o.name for o in outputs][:2]
+        if names != STREAM_INPUTS or outs != ["logits", "frames"]:
             raise ModelError(f"{self.path}: a stream network takes inputs {', '.join(STREAM_INPUTS)} and "
-                             f"returns logits and frames, as its metadata says (it has {', '.join(names)})")
+                             f"returns logits and frames, as its metadata says (it takes {', '.join(names)} "
+                             f"and returns {', '.join(outs)})")
         shape = inputs[0].shape
         if len(shape) != 3 or (isinstance(shape[2], int) and shape[2] != self.info.features.n_bands):
             raise ModelError(f"{self.path}: input shape {shape} disagrees with its metadata "
@@ -338,6 +339,9 @@ class GenreModel:
         if len(past) != 2 or not isinstance(past[1], int) or [len(inputs[1].shape), len(inputs[3].shape)] != [1, 1]:
             raise ModelError(f"{self.path}: stream inputs keep/past/starts must be (2,), (rows, dim), (windows,)")
         self._check_logits(outputs[0].shape)
+        frames = outputs[1].shape
+        if len(frames) != 2 or (isinstance(frames[1], int) and frames[1] != past[1]):
+            raise ModelError(f"{self.path}: stream output frames {frames} must be as wide as input past {past}")
         self.frame_dim = int(past[1])
 
     @property
@@ -351,7 +355,13 @@ class GenreModel:
         return self.info.features
 
     def logits(self, windows: np.ndarray, batch_size: int = BATCH_SIZE) -> np.ndarray:
-        """Run windows ``(n, frames, bands)`` through the network in batches → ``(n, labels)``."""
+        """Run windows ``(n, frames, bands)`` through the network in batches → ``(n, labels)``.
+
+        Windowed networks only; the others run through :func:`genre_infer.inference.make_runner`.
+        """
+        if self.info.network.layout != "windows":
+            raise ModelError(f"{self.path}: a {self.info.network.layout} network does not take single windows "
+                             "(run it with genre_infer.inference.make_runner)")
         out = []
         for i in range(0, len(windows), batch_size):
             batch = np.ascontiguousarray(windows[i : i + batch_size], dtype=np.float32)

@@ -113,7 +113,15 @@ def write_metadata(path: Path, info: ModelInfo) -> None:
     prop.key = METADATA_KEY
     prop.value = json.dumps(info.to_metadata())
     onnx.checker.check_model(model)
-    onnx.save(model, str(path))
+    tmp = path.with_name(f".{path.name}.metadata")  # replaced in one step: a model file is never half-written
+    try:
+        onnx.save(model, str(tmp))
+        if path.exists():
+            os.chmod(tmp, path.stat().st_mode & 0o777)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
 
 
 def update_metrics(
@@ -178,7 +186,7 @@ def write_checked(
     """Export ``net`` with ``info`` as metadata to ``out``, only once every check has passed.
 
     The file is written beside ``out`` first; onnxruntime must match torch on ``windows``
-    (see :func:`parity` for the sequence layout's pair of inputs)
+    (see :func:`parity` for the sequence and stream layouts' tuples of inputs)
     (max abs logit difference below :data:`PARITY_TOL`) and :func:`genre_infer.load_model`
     must read back the same labels and features. Then it replaces ``out`` atomically, so an
     exported model is always valid. Returns the parity difference.

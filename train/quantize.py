@@ -36,7 +36,8 @@ from .data import assign_splits, discover
 
 __all__ = ["timbral_convs", "calibration_feeds", "quantize", "set_metrics", "main"]
 
-#: Frames per calibration stretch (one runtime stretch: 512 window starts, a window and the context).
+#: Frames per calibration stretch: one sequence-layout call (512 window starts, a window and the
+#: context); a stream call embeds fewer (512 + context), so these cover its activation ranges too.
 CALIB_FRAMES = 859
 #: Training clips whose melgrams calibrate the activation ranges.
 CALIB_CLIPS = 30
@@ -210,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     from .transfer import REPO_ROOT
 
     ap = argparse.ArgumentParser(prog="python -m train quantize", description=__doc__.split("\n\n")[0])
-    ap.add_argument("src", type=Path, help="an exported musicnn sequence model")
+    ap.add_argument("src", type=Path, help="an exported musicnn model (sequence or stream layout)")
     ap.add_argument("--out", type=Path, default=None, help="where to write the quantized model")
     ap.add_argument("--name", default=None, help="model name (default: the source's name + '-int8')")
     ap.add_argument("--data", type=Path, default=REPO_ROOT.parent / "shared" / "data" / "gtzan",

@@ -100,13 +100,14 @@ def rebuild(src: Path, out: Path, version: str, layout: str | None = None) -> di
         timezone.utc).isoformat(timespec="seconds"), "torch": torch.__version__}}
     network = {"layout": layout, "context_frames": info.network.context_frames}
     new_info = ModelInfo.from_metadata({**meta, **extra, "version": version, "network": network,
-                                        "format_version": max(meta["format_version"], 3 if layout == "stream" else 2)})
+                                        "format_version": 3})  # to_metadata writes the layout's own format
     x, starts = _example(info)
     example: tuple[np.ndarray, ...] = (x, starts)
     if layout == "stream":  # a stretch with context on both sides and a few rows handed on
         k = 100
         example = (x, np.array([k, x.shape[1] - k]), np.random.default_rng(1).standard_normal(
-            (40, GenreMusicnnStream.frame_dim)).astype(np.float32), starts[starts + 187 <= x.shape[1] - 2 * k + 40])
+            (40, GenreMusicnnStream.frame_dim)).astype(np.float32),
+            starts[starts + info.features.segment_frames <= x.shape[1] - 2 * k + 40])
     staged = out.with_name(f".{out.stem}-rebuilt.onnx")  # out may be src: replace it only once all is checked
     try:
         diffs = {"torch_vs_onnx": write_checked(net, new_info, example, staged)}
@@ -125,7 +126,7 @@ def rebuild(src: Path, out: Path, version: str, layout: str | None = None) -> di
 def main(argv: list[str] | None = None) -> int:
     """Command line: ``python -m train rebuild SRC.onnx --out NEW.onnx --version V``."""
     ap = argparse.ArgumentParser(prog="python -m train rebuild", description=__doc__.split("\n\n")[0])
-    ap.add_argument("src", type=Path, help="an exported musicnn sequence model")
+    ap.add_argument("src", type=Path, help="an exported musicnn model (sequence or stream layout)")
     ap.add_argument("--out", type=Path, required=True, help="where to write the rebuilt model")
     ap.add_argument("--version", required=True, help="version of the rebuilt model")
     ap.add_argument("--layout", choices=["sequence", "stream"], default=None,
