@@ -94,12 +94,10 @@ def stages(model: str | None, song: Path) -> dict[str, float]:
     mono = audio.to_mono(y.T)
     z = audio.resample(mono, sr, spec.sr)
     x = features.compute(z, spec)
-    from genre_infer.inference import make_runner
+    from genre_infer.inference import window_logits
 
     def network() -> tuple[np.ndarray, np.ndarray]:
-        runner = make_runner(clf.model)  # whatever the layout, as classify() runs it
-        runner.push(x)
-        return runner.finish()
+        return window_logits(clf.model, x)  # whatever the layout, as classify() runs it
 
     clf.classify(song)  # warm-up
     out = {

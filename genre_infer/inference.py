@@ -27,7 +27,7 @@ from . import features as feat
 from .constants import SEQUENCE_CHUNK_FRAMES
 from .model import GenreModel
 
-__all__ = ["WindowRunner", "SequenceRunner", "StreamRunner", "make_runner"]
+__all__ = ["WindowRunner", "SequenceRunner", "StreamRunner", "make_runner", "window_logits"]
 
 
 class _Runner:
@@ -40,6 +40,7 @@ class _Runner:
         self.buf = np.zeros((0, spec.n_bands), dtype=np.float32)  # frames [offset, offset + len(buf))
         self.offset = self.next_k = 0
         self.last_start = -1
+        self.pending = np.zeros(0, dtype=np.int64)  # window starts cut but not yet run
         self.logits: list[np.ndarray] = []
         self.starts: list[np.ndarray] = []
 
@@ -47,6 +48,12 @@ class _Runner:
     def n_frames(self) -> int:
         """Frames pushed so far."""
         return self.offset + len(self.buf)
+
+    def _first_unrun(self) -> int:
+        """The first frame a window still to run starts at: the oldest pending window, else the
+        next regular one, and never after the end-aligned window (``finish`` may add it)."""
+        first = int(self.pending[0]) if len(self.pending) else int(round(self.next_k * self.hop))
+        return min(first, self.n_frames - self.seg)
 
     def _keep_from(self, frame: int) -> None:
         drop = frame - self.offset
@@ -87,17 +94,20 @@ class WindowRunner(_Runner):
             self.logits.append(self.model.logits(feat.frame_windows(self.buf, starts - self.offset, self.seg)))
             self.starts.append(starts)
         if not final:  # the next regular window, and the end-aligned one, need no earlier frames
-            self._keep_from(min(int(round(self.next_k * self.hop)), self.n_frames - self.seg))
+            self._keep_from(self._first_unrun())
 
 
-class SequenceRunner(_Runner):
-    """Stretches of frames through a sequence network, each pooling many windows."""
+class _StretchRunner(_Runner):
+    """A network run over stretches of about ``chunk_frames`` frames, cut with its context."""
 
     def __init__(self, model: GenreModel, chunk_frames: int = SEQUENCE_CHUNK_FRAMES) -> None:
         super().__init__(model)
         self.context = model.info.network.context_frames
         self.chunk = max(1, chunk_frames)
-        self.pending = np.zeros(0, dtype=np.int64)
+
+
+class SequenceRunner(_StretchRunner):
+    """Stretches of frames through a sequence network, each pooling many windows."""
 
     def _run(self, starts: np.ndarray) -> None:
         lo = max(0, int(starts[0]) - self.context)
@@ -116,18 +126,14 @@ class SequenceRunner(_Runner):
             self._run(group)
             self.pending = self.pending[len(group):]
         if not final:
-            first_needed = int(self.pending[0]) if len(self.pending) else int(round(self.next_k * self.hop))
-            self._keep_from(min(first_needed, self.n_frames - self.seg) - self.context)
+            self._keep_from(self._first_unrun() - self.context)
 
 
-class StreamRunner(_Runner):
+class StreamRunner(_StretchRunner):
     """Consecutive stretches through a stream network; windows pooled from the kept embeddings."""
 
     def __init__(self, model: GenreModel, chunk_frames: int = SEQUENCE_CHUNK_FRAMES) -> None:
-        super().__init__(model)
-        self.context = model.info.network.context_frames
-        self.chunk = max(1, chunk_frames)
-        self.pending = np.zeros(0, dtype=np.int64)
+        super().__init__(model, chunk_frames)
         self.emb = np.zeros((0, model.frame_dim), dtype=np.float32)  # embeddings of frames [emb_offset, embedded)
         self.emb_offset = self.embedded = 0
 
@@ -145,8 +151,7 @@ class StreamRunner(_Runner):
             self.pending = self.pending[len(ready):]
         # after every call, however many frames one push brought: keep only the embeddings
         # later windows need (the next call gets them as `past`), and the features later calls need
-        first = int(self.pending[0]) if len(self.pending) else int(round(self.next_k * self.hop))
-        first = max(self.emb_offset, min(first, self.n_frames - self.seg, self.embedded))
+        first = max(self.emb_offset, min(self._first_unrun(), self.embedded))
         self.emb, self.emb_offset = self.emb[first - self.emb_offset :], first
         self._keep_from(self.embedded - self.context)
 
@@ -170,3 +175,11 @@ def make_runner(model: GenreModel) -> WindowRunner | SequenceRunner | StreamRunn
     if layout == "stream":
         return StreamRunner(model)
     return SequenceRunner(model) if layout == "sequence" else WindowRunner(model)
+
+
+def window_logits(model: GenreModel, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Logits and starts of every runtime window of features ``x (frames, bands)``, handed over at
+    once (at least ``segment_frames`` frames), whatever the model's layout."""
+    runner = make_runner(model)
+    runner.push(x)
+    return runner.finish()

@@ -19,7 +19,7 @@ import math
 import numpy as np
 
 __all__ = [
-    "softmax", "step_average", "step_probabilities", "time_average", "timeline_from_logits", "smooth",
+    "softmax", "step_average", "time_average", "timeline_from_logits", "smooth",
     "segment_runs", "verdict",
 ]
 
@@ -63,9 +63,9 @@ def step_average(
     np.ndarray
         ``(ceil(duration / step), labels)`` float32.
     """
-    window_probs = np.asarray(window_values, dtype=np.float64)
+    values = np.asarray(window_values, dtype=np.float64)
     n_steps = max(1, math.ceil(duration / step - 1e-9))
-    n_labels = window_probs.shape[1]
+    n_labels = values.shape[1]
     acc = np.zeros((n_steps, n_labels), dtype=np.float64)
     weight = np.zeros(n_steps, dtype=np.float64)
     starts = np.asarray(window_start_s, dtype=np.float64)
@@ -77,22 +77,14 @@ def step_average(
         hi = np.minimum(np.minimum(ends, (k + 1) * step), duration)
         overlap = hi - lo
         ok = (overlap > 1e-9) & (k < n_steps) & (k >= 0)
-        np.add.at(acc, k[ok], overlap[ok, None] * window_probs[ok])
+        np.add.at(acc, k[ok], overlap[ok, None] * values[ok])
         np.add.at(weight, k[ok], overlap[ok])
     empty = weight <= 0
     if empty.any():  # cannot happen with windows that cover the audio; stay defined anyway
         nearest = np.clip(np.searchsorted(starts, np.arange(n_steps) * step), 0, len(starts) - 1)
-        acc[empty] = window_probs[nearest[empty]]
+        acc[empty] = values[nearest[empty]]
         weight[empty] = 1.0
     return (acc / weight[:, None]).astype(np.float32)
-
-
-def step_probabilities(
-    window_probs: np.ndarray, window_start_s: np.ndarray, window_len_s: float, duration: float, step: float = 1.0,
-) -> np.ndarray:
-    """:func:`step_average` of probabilities, rows renormalised to sum to 1."""
-    out = step_average(window_probs, window_start_s, window_len_s, duration, step).astype(np.float64)
-    return (out / out.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
 def time_average(step_values: np.ndarray, step: float, duration: float) -> np.ndarray:

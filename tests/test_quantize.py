@@ -9,6 +9,7 @@ pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime.quantization")
 
 from genre_infer import features as feat  # noqa: E402
+from genre_infer.inference import window_logits  # noqa: E402
 from genre_infer.model import GenreModel, available_models  # noqa: E402
 from train.quantize import _feed, quantize, timbral_convs  # noqa: E402
 
@@ -22,14 +23,6 @@ def _feeds(model: GenreModel) -> list[dict[str, np.ndarray]]:
         x = feat.compute(y.astype(np.float32), spec).astype(np.float32)
         out.append(_feed(model, x, feat.window_starts(len(x), spec).astype(np.int64)))
     return out
-
-
-def _run(model: GenreModel, x: np.ndarray) -> np.ndarray:
-    from genre_infer.inference import make_runner
-
-    runner = make_runner(model)
-    runner.push(x)
-    return runner.finish()[0]
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +53,7 @@ def test_quantized_model_is_ours_and_close_to_the_float_one(pair) -> None:  # ty
     sr = fp32.features.sr
     y = tone(sr, 20.0, 330.0) + 0.05 * noise(sr, 20.0, seed=9) + 0.5 * rhythm(sr, 20.0, seed=4)
     x = feat.compute(y.astype(np.float32), fp32.features)
-    a, b = _run(fp32, x), _run(q8, x)
+    a, b = window_logits(fp32, x)[0], window_logits(q8, x)[0]
     assert np.isfinite(b).all() and b.shape == a.shape
     assert np.abs(a - b).max() < 1.0, "8-bit front end drifted far from the float model"
     assert (a.argmax(1) == b.argmax(1)).mean() >= 0.9

@@ -6,9 +6,9 @@ import pytest
 from genre_infer import timeline as tl
 
 
-def test_step_probabilities_weight_by_overlap() -> None:
+def test_step_average_weights_by_overlap() -> None:
     probs = np.array([[1.0, 0.0], [0.0, 1.0]], dtype=np.float32)
-    steps = tl.step_probabilities(probs, np.array([0.0, 1.5]), 1.5, 3.0, 1.0)
+    steps = tl.step_average(probs, np.array([0.0, 1.5]), 1.5, 3.0, 1.0)
     assert steps.shape == (3, 2)
     np.testing.assert_allclose(steps[0], [1, 0])
     np.testing.assert_allclose(steps[1], [0.5, 0.5])  # half of each window
@@ -21,7 +21,7 @@ def test_steps_cover_duration(duration: float) -> None:
     starts = np.arange(0, max(duration - 3, 0) + 1e-9, 1.0)
     rng = np.random.default_rng(0)
     p = rng.dirichlet(np.ones(4), size=len(starts)).astype(np.float32)
-    steps = tl.step_probabilities(p, starts, 3.0, duration)
+    steps = tl.step_average(p, starts, 3.0, duration)  # a weighted mean of rows summing to 1
     assert len(steps) == int(np.ceil(duration - 1e-9))
     assert np.all(np.isfinite(steps))
     np.testing.assert_allclose(steps.sum(axis=1), 1, rtol=1e-5)

@@ -30,10 +30,10 @@ from genre_infer import features as gi_features
 
 from .constants import REPO_ROOT, SEED
 from .data import Track, assign_splits, discover
-from .metrics import scores
 from .musicnn import PATCH_FRAMES, Musicnn
 from .transfer import (
-    MUSICNN_SPEC, EmbeddedTrack, Head, HeadConfig, _cache_path, _predict, load_backbone, pool_windows, version_audio,
+    MUSICNN_SPEC, EmbeddedTrack, Head, HeadConfig, _cache_path, evaluate_items, load_backbone, pool_windows,
+    version_audio,
 )
 
 __all__ = ["FrontTrack", "FinetuneConfig", "front_tracks", "MidAndHead", "finetune", "main"]
@@ -149,7 +149,7 @@ def _evaluate(model: MidAndHead, valid: list[FrontTrack], n_labels: int) -> dict
         starts = gi_features.window_starts(it.front.shape[1], MUSICNN_SPEC)
         items.append(EmbeddedTrack(it.track, it.label, it.version, model.pooled(it.front, starts),
                                    starts * MUSICNN_SPEC.hop_length / MUSICNN_SPEC.sr, it.n_samples))
-    return scores(_predict(model.head, items), n_labels)
+    return evaluate_items(model.head, items, n_labels)
 
 
 def finetune(items: list[FrontTrack], n_labels: int, head_cfg: HeadConfig, cfg: FinetuneConfig,

@@ -9,7 +9,9 @@ seen), leaves everything else in float, and moves each max over frequency in
 front of its dequantization (max commutes with a positive scale, so that move
 is exact), so the large conv output stays one byte per value. The result runs
 through the same runtime as any other model; its metadata is the source's,
-with a new name and a ``quantized`` entry saying what was done.
+with a new name and a ``quantized`` entry saying what was done; the source's held-out figures
+move to ``metrics.source_metrics`` until ``python -m train set-metrics`` stores the quantized
+model's own.
 
 What it costs in accuracy is measured, not assumed: quantize the validation
 model of a transfer run (``python -m train transfer --export-valid``) and
@@ -34,7 +36,7 @@ from genre_infer.model import GenreModel, ModelInfo
 
 from .data import assign_splits, discover
 
-__all__ = ["timbral_convs", "calibration_feeds", "quantize", "set_metrics", "main"]
+__all__ = ["timbral_convs", "calibration_feeds", "quantize", "main"]
 
 #: Frames per calibration stretch: one sequence-layout call (512 window starts, a window and the
 #: context); a stream call embeds fewer (512 + context), so these cover its activation ranges too.
@@ -161,7 +163,13 @@ def quantize(src: Path, out: Path, feeds: list[dict[str, np.ndarray]], name: str
                      "the rest float32", "nodes": nodes, "calibration": f"{len(feeds)} training clips, MinMax",
              "max_before_dequantize": moved, "source": {"name": fp32.info.name, "version": fp32.info.version}}
     meta = fp32.info.to_metadata()
-    info = ModelInfo.from_metadata({**meta, "name": name or f"{fp32.info.name}-int8", "quantized": entry})
+    # the source's held-out figures are not this model's: kept aside until `train set-metrics` stores its own
+    old = meta.get("metrics", {})
+    metrics_doc = {"source_metrics": {k: old.get(k) for k in ("valid", "test")}, "calibration": old.get("calibration"),
+                   "note": "valid: the same quantization of the validation model (trained without valid); "
+                           "test: this file; source_metrics: the float model it was quantized from"}
+    info = ModelInfo.from_metadata({**meta, "name": name or f"{fp32.info.name}-int8", "quantized": entry,
+                                    "metrics": metrics_doc})
     del model.metadata_props[:]
     prop = model.metadata_props.add()
     prop.key, prop.value = METADATA_KEY, json.dumps(info.to_metadata())
@@ -184,52 +192,17 @@ def quantize(src: Path, out: Path, feeds: list[dict[str, np.ndarray]], name: str
     return {**entry, "max_abs_logit_diff": max(diffs), "argmax_agreement": float(np.concatenate(agree).mean())}
 
 
-def set_metrics(model: Path, valid: Path | None, test: Path | None, note: str) -> dict[str, Any]:
-    """Replace the ``metrics`` a quantized model inherited with its own (``train evaluate`` outputs).
-
-    ``valid`` must come from the quantized *validation* model (the same recipe applied to
-    ``transfer --export-valid``'s file), ``test`` from ``model`` itself. The source's
-    figures stay beside them under ``source_metrics``.
-    """
-    from .export import write_metadata
-
-    info = GenreModel(model, device="cpu").info
-    old = dict(info.extra.get("metrics", {}))
-    new: dict[str, Any] = {"source_metrics": old.get("source_metrics", {k: old.get(k) for k in ("valid", "test")}),
-                           "calibration": old.get("calibration"), "note": note}
-    if valid is not None:
-        new["valid"] = json.loads(valid.read_text())["scores"]
-    if test is not None:
-        new["test"] = json.loads(test.read_text())["scores"]
-    meta = {**info.to_metadata(), "metrics": new}
-    write_metadata(model, ModelInfo.from_metadata(meta))
-    return new
-
-
 def main(argv: list[str] | None = None) -> int:
     """Command line: ``python -m train quantize SRC.onnx --out DST.onnx``."""
     from .transfer import REPO_ROOT
 
     ap = argparse.ArgumentParser(prog="python -m train quantize", description=__doc__.split("\n\n")[0])
     ap.add_argument("src", type=Path, help="an exported musicnn model (sequence or stream layout)")
-    ap.add_argument("--out", type=Path, default=None, help="where to write the quantized model")
+    ap.add_argument("--out", type=Path, required=True, help="where to write the quantized model")
     ap.add_argument("--name", default=None, help="model name (default: the source's name + '-int8')")
     ap.add_argument("--data", type=Path, default=REPO_ROOT.parent / "shared" / "data" / "gtzan",
                     help="data root: its training clips calibrate the activations")
-    ap.add_argument("--valid-metrics", type=Path, default=None,
-                    help="instead of quantizing: store this `train evaluate` metrics.json (of the quantized "
-                         "validation model) as SRC's valid figures")
-    ap.add_argument("--test-metrics", type=Path, default=None,
-                    help="instead of quantizing: store this metrics.json (of SRC on test) as SRC's test figures")
     a = ap.parse_args(argv)
-    if a.valid_metrics or a.test_metrics:
-        new = set_metrics(a.src, a.valid_metrics, a.test_metrics,
-                          "valid: the same quantization of the validation model (trained without valid); "
-                          "test: this file; source_metrics: the float model it was quantized from")
-        print(f"{a.src}: metrics " + json.dumps({k: new.get(k) for k in ("valid", "test")}))
-        return 0
-    if a.out is None:
-        ap.error("--out is required")
     res = quantize(a.src, a.out, calibration_feeds(GenreModel(a.src, device="cpu"), a.data), a.name)
     print(f"quantized {a.src} -> {a.out}: " + json.dumps(res))
     return 0
