@@ -12,7 +12,7 @@ from setuptools import setup
 from setuptools.command.build_py import build_py
 
 HERE = Path(__file__).resolve().parent
-SHIPPED = ["default.onnx", "fast.onnx"]
+SHIPPED = ["default.onnx"]
 
 
 class BuildPyWithModel(build_py):

@@ -15,10 +15,10 @@ def _dist() -> md.Distribution:
     pytest.skip("genre-infer is not installed (run the README's install command)")
 
 
-def test_wheel_carries_the_shipped_models() -> None:
+def test_wheel_carries_the_shipped_model() -> None:
     files = {str(f) for f in (_dist().files or [])}
     assert "genre_infer/models/default.onnx" in files
-    assert "genre_infer/models/fast.onnx" in files
+    assert not any(f.endswith(".onnx") and not f.endswith("/default.onnx") for f in files), "a retired model"
     assert "genre_infer/py.typed" in files
 
 

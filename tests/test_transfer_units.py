@@ -7,7 +7,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from train.musicnn import PATCH_FRAMES, Musicnn  # noqa: E402
+from train.musicnn import DEAD_WEIGHT, PATCH_FRAMES, LiveFrames, Musicnn  # noqa: E402
 from train.pretrained import musicnn_state_dict  # noqa: E402
 from train.export import write_checked  # noqa: E402
 from train.transfer import MUSICNN_SPEC, GenreMusicnn, Head, HeadConfig  # noqa: E402
@@ -55,6 +55,51 @@ def test_any_number_of_frames() -> None:
             x = torch.randn(2, frames, 96)
             assert net(x).shape == (2, 50)
             assert net.frame_features(x).shape == (2, 753, frames)
+
+
+def _with_dead_filters(seed: int = 0) -> Musicnn:
+    """A randomised network whose filters are mostly dead, as MSD_musicnn's: tiny weights
+    (a constant output), live ones picked at random; some biases negative (ReLU gives 0)."""
+    net = _randomised()
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name in ("timbral74", "timbral77", "temporal128", "temporal64", "temporal32", "mid1"):
+            conv = getattr(net, name).conv
+            dead = torch.rand(conv.out_channels, generator=g) < 0.8
+            conv.weight[dead] *= DEAD_WEIGHT / 100 / conv.weight[dead].abs().max()
+            conv.bias.copy_(torch.randn(conv.out_channels, generator=g))
+    return net
+
+
+@pytest.mark.parametrize("frames", [1, 2, 7, PATCH_FRAMES, 600])
+def test_live_frames_equal_frame_features(frames: int) -> None:
+    """Dropping dead filters changes no number: every frame, edges (zero padding) included."""
+    net = _with_dead_filters()
+    live = LiveFrames(net).eval()
+    assert 0 < live.live["front"] < 561 and 0 < live.live["mid1"] < 64
+    x = torch.from_numpy(np.random.default_rng(frames).normal(0.5, 1.5, (2, frames, 96)).astype(np.float32))
+    with torch.no_grad():
+        torch.testing.assert_close(live(x), net.frame_features(x), atol=1e-4, rtol=1e-5)
+
+
+def test_live_frames_keep_every_filter_of_a_dense_network() -> None:
+    net = _randomised()
+    live = LiveFrames(net).eval()
+    assert live.live == {"front": 561, "mid1": 64}
+    x = torch.randn(1, 50, 96)
+    with torch.no_grad():
+        torch.testing.assert_close(live(x), net.frame_features(x), atol=1e-4, rtol=1e-5)
+
+
+def test_a_filter_just_above_the_threshold_is_live() -> None:
+    """A filter that is live by a hair (just above DEAD_WEIGHT) is computed, not dropped."""
+    net = _with_dead_filters(1)
+    conv = net.timbral74.conv
+    before = LiveFrames(net).live["front"]
+    with torch.no_grad():
+        row = int(torch.nonzero(conv.weight.flatten(1).abs().amax(1) < DEAD_WEIGHT)[0])
+        conv.weight[row, 0, 0, 0] = 2 * DEAD_WEIGHT
+    assert LiveFrames(net).live["front"] == before + 1
 
 
 def test_checkpoint_mapping_round_trip() -> None:

@@ -25,11 +25,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["Musicnn", "N_MELS", "PATCH_FRAMES", "MSD_TAGS"]
+__all__ = ["Musicnn", "LiveFrames", "N_MELS", "PATCH_FRAMES", "MSD_TAGS", "DEAD_WEIGHT"]
 
 N_MELS = 96
 PATCH_FRAMES = 187  # 3 s at 16 kHz with a 256-sample hop, as musicnn was trained
 BN_EPS = 1e-3
+#: A filter whose every weight is below this in magnitude is dead: its output is a
+#: constant. MSD_musicnn's dead filters all stay below 2.2e-7, its live ones all
+#: reach 9.4e-4 or more; 561 - 64 of the front end's filters are dead, and 44 of mid1's 64.
+DEAD_WEIGHT = 1e-5
 MSD_TAGS = (
     "rock", "pop", "alternative", "indie", "electronic", "female vocalists", "dance", "00s",
     "alternative rock", "jazz", "beautiful", "metal", "chillout", "male vocalists", "classic rock",
@@ -145,3 +149,107 @@ class Musicnn(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(batch, frames, 96)`` log-mel patches → ``(batch, n_tags)`` logits."""
         return self.tags(self.dropout(self.embed(self.pool(self.frame_features(x)))))
+
+
+def _live_filters(layer: _ConvBN, tol: float = DEAD_WEIGHT) -> torch.Tensor:
+    """Indices of ``layer``'s filters with a weight of magnitude ``tol`` or more."""
+    return torch.nonzero(layer.conv.weight.detach().flatten(1).abs().amax(1) >= tol).flatten()
+
+
+def _dead_output(layer: _ConvBN) -> torch.Tensor:
+    """Each filter's eval-mode output with its weights taken as zero: ``BN(ReLU(bias))`` ``(C,)``."""
+    bn = layer.bn
+    r = F.relu(layer.conv.bias.detach())
+    return (r - bn.running_mean) / torch.sqrt(bn.running_var + bn.eps) * bn.weight.detach() + bn.bias.detach()
+
+
+def _subset(layer: _ConvBN, rows: torch.Tensor, weight: torch.Tensor | None = None) -> _ConvBN:
+    """A copy of ``layer`` keeping the filters ``rows`` (with ``weight`` as their kernels if given)."""
+    w = layer.conv.weight.detach()[rows] if weight is None else weight
+    new = _ConvBN(w.shape[1], len(rows), tuple(w.shape[2:]))  # type: ignore[arg-type]
+    new.conv.weight.data.copy_(w)
+    new.conv.bias.data.copy_(layer.conv.bias.detach()[rows])
+    for name in ("weight", "bias", "running_mean", "running_var"):
+        getattr(new.bn, name).data.copy_(getattr(layer.bn, name).detach()[rows])
+    return new.eval()
+
+
+class LiveFrames(nn.Module):
+    """``Musicnn.frame_features`` of a trained network without its dead filters (inference only).
+
+    A filter whose weights are all (near) zero outputs ``BN(ReLU(bias))`` whatever its
+    input: a constant row. Only the live filters are computed; the constant rows are
+    put back in place, so the output ``(batch, 753, frames)`` is the original's
+    (MSD_musicnn: 64 of the front end's 561 filters and 20 of mid1's 64 are live, a
+    seventh of the work). The first mid-end layer reads only the live front-end rows
+    plus one row of ones, whose kernel is the dead rows' summed contribution: ones
+    inside the frames and the zero padding outside reproduce the original exactly,
+    edges included.
+
+    Parameters
+    ----------
+    net : Musicnn
+        A trained network; its weights are copied (later changes to it are not seen).
+    tol : float
+        Weight magnitude below which a filter is dead.
+    """
+
+    def __init__(self, net: Musicnn, tol: float = DEAD_WEIGHT) -> None:
+        super().__init__()
+        front = [net.timbral74, net.timbral77, net.temporal128, net.temporal64, net.temporal32]
+        live = [_live_filters(layer, tol) for layer in front]
+        self.input_bn = net.input_bn
+        self.timbral74, self.timbral77, self.temporal128, self.temporal64, self.temporal32 = (
+            _subset(layer, rows) for layer, rows in zip(front, live))
+        const = torch.cat([_dead_output(layer) for layer in front])          # (561,)
+        offsets = torch.tensor([0] + [layer.conv.out_channels for layer in front]).cumsum(0)
+        live_rows = torch.cat([rows + off for rows, off in zip(live, offsets)])
+        dead = torch.ones(len(const), dtype=torch.bool)
+        dead[live_rows] = False
+        # the 561 rows = gather from [live rows..., constants...]
+        order = torch.empty(len(const), dtype=torch.long)
+        order[live_rows] = torch.arange(len(live_rows))
+        order[dead] = len(live_rows) + torch.arange(int(dead.sum()))
+        self.register_buffer("front_order", order, persistent=False)
+        self.register_buffer("front_const", const[dead][None, :, None].clone(), persistent=False)
+
+        # mid1 on the live rows + a row of ones carrying the dead rows' contribution
+        w1 = net.mid1.conv.weight.detach()                                    # (64, 1, 7, 561)
+        ones_kernel = (w1[..., dead] * const[dead]).sum(-1, keepdim=True)     # (64, 1, 7, 1)
+        mid_live = _live_filters(net.mid1, tol)
+        self.mid1 = _subset(net.mid1, mid_live, torch.cat([w1[..., live_rows], ones_kernel], -1)[mid_live])
+        mid_const = _dead_output(net.mid1)
+        mid_dead = torch.ones(64, dtype=torch.bool)
+        mid_dead[mid_live] = False
+        mid_order = torch.empty(64, dtype=torch.long)
+        mid_order[mid_live] = torch.arange(len(mid_live))
+        mid_order[mid_dead] = len(mid_live) + torch.arange(int(mid_dead.sum()))
+        self.register_buffer("mid_order", mid_order, persistent=False)
+        self.register_buffer("mid_const", mid_const[mid_dead][None, :, None].clone(), persistent=False)
+        self.mid2, self.mid3 = net.mid2, net.mid3
+        self.live = {"front": len(live_rows), "mid1": len(mid_live)}
+
+    @staticmethod
+    def _place(live: torch.Tensor, const: torch.Tensor, order: torch.Tensor) -> torch.Tensor:
+        """Live rows ``(B, L, T)`` and constants ``(1, D, 1)`` → all rows in their original order."""
+        b, _, t = live.shape
+        return torch.cat([live, const.expand(b, -1, t)], dim=1).index_select(1, order)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(batch, frames, 96)`` → ``(batch, 753, frames)``, as :meth:`Musicnn.frame_features`."""
+        x = self.input_bn(x.unsqueeze(1))
+        pad7 = F.pad(x, (0, 0, 3, 3))
+        same = Musicnn._same_time
+        live = torch.cat([self.timbral74.freq_max(pad7), self.timbral77.freq_max(pad7),
+                          self.temporal128.freq_max(same(x, 128)), self.temporal64.freq_max(same(x, 64)),
+                          self.temporal32.freq_max(same(x, 32))], dim=1)      # (B, 64, T)
+        f = self._place(live, self.front_const, self.front_order)             # (B, 561, T)
+
+        def mid(layer: _ConvBN, h: torch.Tensor) -> torch.Tensor:
+            return layer(F.pad(h.transpose(1, 2).unsqueeze(1), (0, 0, 3, 3))).squeeze(3)
+
+        ones = torch.ones_like(live[:, :1])
+        m1 = self._place(mid(self.mid1, torch.cat([live, ones], dim=1)), self.mid_const, self.mid_order)
+        m2 = mid(self.mid2, m1) + m1
+        m3 = mid(self.mid3, m2) + m2
+        return torch.cat([f, m1, m2, m3], dim=1)

@@ -88,8 +88,12 @@ def rebuild(src: Path, out: Path, version: str, layout: str | None = None) -> di
 
     meta = info.to_metadata()
     extra = {k: v for k, v in info.extra.items()}
-    extra["training"] = {**training, "rebuilt_from": {"version": info.version, "date": datetime.now(
-        timezone.utc).isoformat(timespec="seconds"), "torch": torch.__version__}}
+    live = net.frames.live
+    extra["training"] = {**training, "rebuilt_from": {
+        "version": info.version, "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "torch": torch.__version__,
+        "live_filters": f"front end {live['front']} of 561, mid1 {live['mid1']} of 64 (the rest are dead: constant rows)"}}
+    extra["parameters"] = int(sum(p.numel() for p in net.parameters()))
     network = {"layout": layout, "context_frames": info.network.context_frames}
     new_info = ModelInfo.from_metadata({**meta, **extra, "version": version, "network": network,
                                         "format_version": 3})  # to_metadata writes the layout's own format

@@ -37,7 +37,7 @@ from .audio_augment import random_chain
 from .constants import REPO_ROOT, SEED
 from .data import Track, assign_splits, discover
 from .metrics import TrackPrediction, scores, softmax, track_timeline, track_verdict, track_windows
-from .musicnn import PATCH_FRAMES, Musicnn
+from .musicnn import PATCH_FRAMES, LiveFrames, Musicnn
 
 __all__ = ["MUSICNN_SPEC", "EmbeddedTrack", "version_audio", "embed_tracks", "HeadConfig", "Head", "GenreMusicnn",
            "GenreMusicnnSequence", "GenreMusicnnStream", "pool_windows", "pool_rows", "fit_head", "run"]
@@ -237,11 +237,11 @@ class GenreMusicnn(nn.Module):
 
     def __init__(self, backbone: Musicnn, head: Head) -> None:
         super().__init__()
-        self.backbone = backbone
+        self.frames = LiveFrames(backbone)  # frame_features without the dead filters: same numbers
         self.head = head
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.backbone.pool(self.backbone.frame_features(x)))
+        return self.head(Musicnn.pool(self.frames(x)))
 
 
 class GenreMusicnnSequence(nn.Module):
@@ -250,11 +250,11 @@ class GenreMusicnnSequence(nn.Module):
 
     def __init__(self, backbone: Musicnn, head: Head) -> None:
         super().__init__()
-        self.backbone = backbone
+        self.frames = LiveFrames(backbone)
         self.head = head
 
     def forward(self, x: torch.Tensor, starts: torch.Tensor) -> torch.Tensor:
-        return self.head(pool_windows(self.backbone.frame_features(x)[0], starts))
+        return self.head(pool_windows(self.frames(x)[0], starts))
 
 
 class GenreMusicnnStream(nn.Module):
@@ -267,12 +267,12 @@ class GenreMusicnnStream(nn.Module):
 
     def __init__(self, backbone: Musicnn, head: Head) -> None:
         super().__init__()
-        self.backbone = backbone
+        self.frames = LiveFrames(backbone)
         self.head = head
 
     def forward(self, x: torch.Tensor, keep: torch.Tensor, past: torch.Tensor,
                 starts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        f = self.backbone.frame_features(x)[0].T                 # (T, 753)
+        f = self.frames(x)[0].T                                  # (T, 753)
         kept = torch.index_select(f, 0, torch.arange(keep[0], keep[1]))
         return self.head(pool_rows(torch.cat([past, kept]), starts)), kept
 
