@@ -191,3 +191,32 @@ def test_max_first_front_end_equals_conv_relu_bn_then_max() -> None:
     block = net.timbral77.train()
     x = torch.randn(3, 1, 20, 96)
     assert torch.allclose(block.freq_max(x), block(x).amax(dim=3))
+
+
+def test_stream_network_exports_and_equals_the_sequence_one(tmp_path: Path) -> None:
+    """`transfer --layout stream` exports the same network as the sequence layout, cut in
+    stretches that hand frame embeddings on; the runtime's result equals one sequence call."""
+    from genre_infer import features as F
+    from genre_infer import load_model
+    from genre_infer.inference import StreamRunner
+    from genre_infer.model import ModelInfo, NetworkSpec
+    from signals import rhythm
+    from train.transfer import CONTEXT_FRAMES, NETWORKS, export_example
+
+    backbone = _with_dead_filters(2)
+    head = Head(backbone, 3, HeadConfig(kind="mlp", hidden=16)).eval()
+    stream, sequence = NETWORKS["stream"](backbone, head).eval(), NETWORKS["sequence"](backbone, head).eval()
+    x = np.random.default_rng(3).normal(1.0, 0.5, (700, 96)).astype(np.float32)
+    example = export_example("stream", x, F.window_starts(len(x), MUSICNN_SPEC))
+    assert isinstance(example, tuple) and len(example) == 4 and len(example[3]) > 0
+    info = ModelInfo("musicnn-stream", "0", ("a", "b", "c"), MUSICNN_SPEC, network=NetworkSpec("stream", CONTEXT_FRAMES))
+    out = tmp_path / "stream.onnx"
+    assert write_checked(stream, info, example, out) < 1e-4
+    clf = load_model(out)
+    assert isinstance(StreamRunner(clf.model), StreamRunner)
+    y = rhythm(16000, 40.0)
+    xs = F.compute(y, MUSICNN_SPEC)
+    starts = F.window_starts(len(xs), MUSICNN_SPEC)
+    with torch.no_grad():
+        ref = sequence(torch.from_numpy(xs)[None], torch.from_numpy(starts)).numpy()
+    np.testing.assert_allclose(clf.analyse([y]).logits, ref, atol=1e-3)

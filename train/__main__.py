@@ -175,8 +175,9 @@ DELEGATED = {
     "transfer": "the shipped recipe: musicnn transfer, search, calibration, CV, export",
     "distill": "experiment: a small sequence CNN distilled from the transfer model, scored on valid",
     "rebuild": "re-export a musicnn model's weights with today's (equivalent) graph, checked against the old file",
-    "quantize": "8-bit timbral convolutions for a musicnn model: the fast model",
+    "quantize": "8-bit timbral convolutions for a musicnn model (the retired fast model)",
     "finetune": "experiment: musicnn's mid end fine-tuned with the head against the frozen baseline, scored on valid",
+    "ensemble": "experiment: ensembles of genre heads (seeds, configurations) against one head, scored on valid",
 }
 
 

@@ -26,7 +26,7 @@ from genre_infer.inference import window_logits
 from genre_infer.model import GenreModel, ModelInfo
 
 from .export import PARITY_TOL, write_checked
-from .transfer import GenreMusicnnSequence, GenreMusicnnStream, Head, HeadConfig, load_backbone
+from .transfer import NETWORKS, Head, HeadConfig, export_example, load_backbone
 
 __all__ = ["state_from_onnx", "rebuild", "main"]
 
@@ -84,7 +84,7 @@ def rebuild(src: Path, out: Path, version: str, layout: str | None = None) -> di
     if missing:
         raise RuntimeError(f"{src}: head weights not found among its initializers: {missing[:4]}")
     head.load_state_dict({k: state[f"head.{k}"] for k in needed}, strict=False)
-    net = (GenreMusicnnStream if layout == "stream" else GenreMusicnnSequence)(backbone, head).eval()
+    net = NETWORKS[layout](backbone, head).eval()
 
     meta = info.to_metadata()
     extra = {k: v for k, v in info.extra.items()}
@@ -98,12 +98,7 @@ def rebuild(src: Path, out: Path, version: str, layout: str | None = None) -> di
     new_info = ModelInfo.from_metadata({**meta, **extra, "version": version, "network": network,
                                         "format_version": 3})  # to_metadata writes the layout's own format
     x, starts = _example(info)
-    example: tuple[np.ndarray, ...] = (x, starts)
-    if layout == "stream":  # a stretch with context on both sides and a few rows handed on
-        k = 100
-        example = (x, np.array([k, x.shape[1] - k]), np.random.default_rng(1).standard_normal(
-            (40, GenreMusicnnStream.frame_dim)).astype(np.float32),
-            starts[starts + info.features.segment_frames <= x.shape[1] - 2 * k + 40])
+    example = export_example(layout, x[0], starts)
     staged = out.with_name(f".{out.stem}-rebuilt.onnx")  # out may be src: replace it only once all is checked
     try:
         diffs = {"torch_vs_onnx": write_checked(net, new_info, example, staged)}

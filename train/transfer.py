@@ -40,7 +40,7 @@ from .metrics import TrackPrediction, scores, softmax, track_timeline, track_ver
 from .musicnn import PATCH_FRAMES, LiveFrames, Musicnn
 
 __all__ = ["MUSICNN_SPEC", "EmbeddedTrack", "version_audio", "embed_tracks", "HeadConfig", "Head", "GenreMusicnn",
-           "GenreMusicnnSequence", "GenreMusicnnStream", "pool_windows", "pool_rows", "fit_head", "run"]
+           "GenreMusicnnSequence", "GenreMusicnnStream", "NETWORKS", "export_example", "pool_windows", "pool_rows", "fit_head", "run"]
 
 #: musicnn's features (its training used these, with a float16 round trip we skip).
 MUSICNN_SPEC = FeatureSpec(kind="melgram", sr=16000, n_fft=512, hop_length=256, n_mels=96,
@@ -277,6 +277,26 @@ class GenreMusicnnStream(nn.Module):
         return self.head(pool_rows(torch.cat([past, kept]), starts)), kept
 
 
+#: The exportable network of each layout.
+NETWORKS: dict[str, type[nn.Module]] = {"windows": GenreMusicnn, "sequence": GenreMusicnnSequence,
+                                        "stream": GenreMusicnnStream}
+
+
+def export_example(layout: str, x: np.ndarray, starts: np.ndarray,
+                   context: int = 100) -> np.ndarray | tuple[np.ndarray, ...]:
+    """Parity input for exporting a network of ``layout`` from features ``x (frames, 96)`` and
+    window ``starts``: windows; the whole stretch; or (stream) a stretch with ``context`` frames
+    on each side, a few frame embeddings handed on from an earlier call, and the windows
+    those and the kept frames complete."""
+    if layout == "windows":
+        return gi_features.frame_windows(x, starts, PATCH_FRAMES)[:16]
+    if layout == "sequence":
+        return (x[None], starts)
+    past = np.random.default_rng(1).standard_normal((40, GenreMusicnnStream.frame_dim)).astype(np.float32)
+    kept = len(x) - 2 * context + len(past)
+    return (x[None], np.array([context, len(x) - context]), past, starts[starts + PATCH_FRAMES <= kept])
+
+
 def _predict(head: Head, items: list[EmbeddedTrack], temperature: float = 1.0) -> list[TrackPrediction]:
     head.eval()
     preds = []
@@ -470,7 +490,8 @@ def run(
     from .export import ece, fit_temperature, write_checked
 
     t_start = time.time()
-    items, labels, how = embed_tracks(root, n_aug, log=log, layout=layout)
+    # the stream layout embeds exactly what the sequence layout does: they share its cache
+    items, labels, how = embed_tracks(root, n_aug, log=log, layout="windows" if layout == "windows" else "sequence")
     n_labels = len(labels)
     backbone = load_backbone()
     # heads are tiny: one thread avoids the thread pool's waits when another process holds a core
@@ -536,7 +557,8 @@ def run(
     if test_report:
         log(f"TEST (read once): {json.dumps(test_report['scores'])}")
 
-    net = (GenreMusicnnSequence if layout == "sequence" else GenreMusicnn)(backbone, head).eval()
+    net_cls = NETWORKS[layout]
+    net = net_cls(backbone, head).eval()
     result = {
         "labels": labels, "split": how, "search_best": best, "config": asdict(cfg), "augmented": use_aug,
         "n_aug": n_aug, "layout": layout, "valid": valid_report, "calibration": calib, "cv": cv_summary, "test": test_report,
@@ -561,14 +583,12 @@ def run(
             },
             "parameters": result["parameters"],
         }
-        network = NetworkSpec("sequence", CONTEXT_FRAMES) if layout == "sequence" else NetworkSpec()
+        network = NetworkSpec() if layout == "windows" else NetworkSpec(layout, CONTEXT_FRAMES)
         first = test[0] if test else valid[0]
         y0 = gi_audio.load(first.track.path, MUSICNN_SPEC.sr)
         x0 = gi_features.compute(y0, MUSICNN_SPEC)
         starts0 = gi_features.window_starts(len(x0), MUSICNN_SPEC)
-        example = ((x0[None], starts0) if layout == "sequence"
-                   else gi_features.frame_windows(x0, starts0, PATCH_FRAMES)[:16])
-        net_cls = GenreMusicnnSequence if layout == "sequence" else GenreMusicnn
+        example = export_example(layout, x0, starts0)
         if export_to is not None:
             info = ModelInfo(name, version, tuple(labels), features=MUSICNN_SPEC, temperature=temperature,
                              uncertain_below=uncertain_below, extra=extra, network=network)
@@ -606,7 +626,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-test", action="store_true", help="do not read the test split")
     ap.add_argument("--head-from", type=Path, default=None,
                     help="reuse the head configuration selected by another run (its result.json) instead of searching")
-    ap.add_argument("--layout", choices=["sequence", "windows"], default="sequence",
+    ap.add_argument("--layout", choices=["stream", "sequence", "windows"], default="stream",
                     help="sequence: musicnn once over the whole melgram, windows pooled from it (fast); "
                          "windows: musicnn on each 3-s window alone, as it was trained")
     a = ap.parse_args(argv)
