@@ -17,6 +17,7 @@ from ._version import __version__
 from .constants import AUDIO_EXTENSIONS
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+MAX_AUTO_JOBS = 8  # --jobs auto: worker processes at most (each holds its own model, ~140 MB)
 
 
 def _error(message: str) -> None:
@@ -68,7 +69,12 @@ _worker: Any = None
 
 def _init_worker(model: str | None, device: str, threads: int | None) -> None:
     global _worker
+    import signal
+
     from .api import Classifier
+
+    # Ctrl-C reaches the whole process group: the parent alone stops the batch and reports
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     _worker = Classifier(model, device=device, threads=threads)  # type: ignore[arg-type]
 
@@ -98,9 +104,33 @@ def _results(files: list[str], clf: Any, jobs: int, model: str | None, device: s
     from concurrent.futures import ProcessPoolExecutor
 
     ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_init_worker,
-                             initargs=(model, device, threads or 1)) as pool:
+    pool = ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_init_worker, initargs=(model, device, threads or 1))
+    try:
         yield from pool.map(_classify_one, files, chunksize=1)
+    finally:  # interrupted or done: queued files are dropped, the workers' current files finish
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def job_count(jobs: str, n_files: int, providers: list[str]) -> int:
+    """Worker processes for ``--jobs`` (a number, or ``auto``) and ``n_files`` files.
+
+    ``auto``: one process per usable core (at most :data:`MAX_AUTO_JOBS`, and no more
+    than one per two files, since each worker pays for its own start), each running the
+    network on one thread: on a 2-core machine 200 songs take 11.8 s against 17.7 s
+    for one process with two threads. One process on a GPU.
+    """
+    if jobs != "auto":
+        return int(jobs)
+    if "CUDAExecutionProvider" in providers:
+        return 1
+    return max(1, min(_usable_cores(), MAX_AUTO_JOBS, n_files // 2))
 
 
 class _Visuals:
@@ -168,6 +198,12 @@ def _print_model_info(clf: object) -> None:
                            **info.to_metadata()}, indent=2))
 
 
+def _check_jobs(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    if value == "auto" or (value.isdigit() and int(value) >= 1):
+        return value
+    raise click.BadParameter(f"{value!r} is not a number of jobs (1 or more) or 'auto'")
+
+
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.argument("paths", nargs=-1, metavar="PATH...")
 @click.option("-f", "--format", "fmt", type=click.Choice(["text", "json", "jsonl", "csv"]),
@@ -182,8 +218,8 @@ def _print_model_info(clf: object) -> None:
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
               help="Where the network runs (auto: CUDA when onnxruntime-gpu sees a GPU).")
 @click.option("--threads", type=click.IntRange(1, None), help="CPU threads for the network (per job).")
-@click.option("-j", "--jobs", type=click.IntRange(1, None), default=1, show_default=True,
-              help="Files classified in parallel (worker processes).")
+@click.option("-j", "--jobs", metavar="N|auto", default="auto", show_default=True, callback=_check_jobs,
+              help="Files classified in parallel (worker processes); auto: one per core for a batch.")
 @click.option("--plot", "plot_path", metavar="FILE|DIR",
               help="Save a timeline plot (.png/.svg/.pdf; a folder of PNGs for several files). Needs matplotlib.")
 @click.option("--html", "html_path", metavar="FILE|DIR",
@@ -197,7 +233,7 @@ def _print_model_info(clf: object) -> None:
 @click.pass_context
 def main(
     ctx: click.Context, paths: tuple[str, ...], fmt: str, output: str | None, top_k: int,
-    timeline: bool, model: str | None, device: str, threads: int | None, jobs: int,
+    timeline: bool, model: str | None, device: str, threads: int | None, jobs: str,
     plot_path: str | None, html_path: str | None, html_audio: str, list_genres: bool,
     model_info: bool, quiet: bool, version: bool,
 ) -> None:
@@ -263,7 +299,8 @@ def main(
     try:
         with click.progressbar(length=len(files), file=sys.stderr, label="classifying",
                                hidden=not show_bar) as bar:
-            for f, (status, payload) in zip(files, _results(files, clf, jobs, model, device, threads)):
+            n_jobs = job_count(jobs, len(files), clf.model.providers)
+            for f, (status, payload) in zip(files, _results(files, clf, n_jobs, model, device, threads)):
                 if status == "ok":
                     writer.add(payload)
                     try:

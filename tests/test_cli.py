@@ -190,7 +190,29 @@ def test_hostile_files_give_one_line_each(toy_model: Path, audio_dir: Path, tmp_
     assert ok.get("caf\\xe9\\xff.wav") == "low" and "corrupt.mp3" in ok
 
 
-def test_ctrl_c_keeps_finished_results_and_exits_130(toy_model: Path, audio_dir: Path, tmp_path: Path) -> None:
+def test_jobs_auto_is_one_per_core_for_a_batch(monkeypatch: pytest.MonkeyPatch) -> None:
+    from genre_infer import cli
+
+    monkeypatch.setattr(cli, "_usable_cores", lambda: 4)
+    cpu = ["CPUExecutionProvider"]
+    assert cli.job_count("auto", 1000, cpu) == 4
+    assert cli.job_count("auto", 5, cpu) == 2  # a worker per two files at most: each pays for its start
+    assert cli.job_count("auto", 1, cpu) == 1
+    assert cli.job_count("auto", 1000, ["CUDAExecutionProvider", *cpu]) == 1  # the GPU serves one process
+    assert cli.job_count("3", 1, cpu) == 3
+    monkeypatch.setattr(cli, "_usable_cores", lambda: 64)
+    assert cli.job_count("auto", 1000, cpu) == cli.MAX_AUTO_JOBS
+
+
+def test_jobs_must_be_a_count_or_auto(toy_model: Path, audio_dir: Path) -> None:
+    for bad in ("0", "two", "-1"):
+        r = run(audio_dir / "low.wav", "--model", toy_model, "-j", bad)
+        assert r.exit_code == 2 and "jobs" in r.output
+
+
+@pytest.mark.parametrize("jobs", ["1", "auto"])
+def test_ctrl_c_keeps_finished_results_and_exits_130(toy_model: Path, audio_dir: Path, tmp_path: Path,
+                                                    jobs: str) -> None:
     import os
     import signal
     import time
@@ -202,7 +224,7 @@ def test_ctrl_c_keeps_finished_results_and_exits_130(toy_model: Path, audio_dir:
         os.link(audio_dir / "change.wav", folder / f"song{i:04d}.wav")
     out = tmp_path / "out.jsonl"
     proc = subprocess.Popen([sys.executable, "-m", "genre_infer", str(folder), "--model", str(toy_model),
-                             "-f", "jsonl", "-o", str(out), "-q"], cwd=REPO, stderr=subprocess.PIPE)
+                             "-f", "jsonl", "-o", str(out), "-q", "-j", jobs], cwd=REPO, stderr=subprocess.PIPE)
     deadline = time.time() + 60
     while time.time() < deadline and (not out.exists() or out.read_text().count("\n") < 3):
         time.sleep(0.05)

@@ -181,10 +181,10 @@ class LiveFrames(nn.Module):
     input: a constant row. Only the live filters are computed; the constant rows are
     put back in place, so the output ``(batch, 753, frames)`` is the original's
     (MSD_musicnn: 64 of the front end's 561 filters and 20 of mid1's 64 are live, a
-    seventh of the work). The first mid-end layer reads only the live front-end rows
-    plus one row of ones, whose kernel is the dead rows' summed contribution: ones
-    inside the frames and the zero padding outside reproduce the original exactly,
-    edges included.
+    tenth of the work: 0.76 MMAC per frame against 7.5). The first mid-end layer reads
+    only the live front-end rows plus one row of ones, whose kernel is the dead rows'
+    summed contribution: ones inside the frames and the zero padding outside reproduce
+    the original exactly, edges included.
 
     Parameters
     ----------
