@@ -41,3 +41,17 @@ def test_probabilities_are_calibrated_probabilities(clf) -> None:  # type: ignor
     r = clf.classify(path)
     assert abs(float(r.probabilities.sum()) - 1) < 1e-4
     assert clf.model.info.temperature > 0
+
+
+def test_metrics_file_describes_the_shipped_file() -> None:
+    """exported/metrics.json is regenerated (`python -m train metrics-file`) whenever the model changes."""
+    import hashlib
+    import json
+
+    root = Path(__file__).resolve().parent.parent / "exported"
+    doc = json.loads((root / "metrics.json").read_text())
+    model = root / "default.onnx"
+    assert doc["model"]["sha256"] == hashlib.sha256(model.read_bytes()).hexdigest(), "stale exported/metrics.json"
+    info = load_model(model, device="cpu").model.info
+    assert (doc["model"]["name"], doc["model"]["version"]) == (info.name, info.version)
+    assert doc["metrics"]["test"] == info.extra["metrics"]["test"]

@@ -162,6 +162,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="dotted metrics keys to set, e.g. calibration.track_ece_after=0.139")
     q.set_defaults(func=cmd_set_metrics)
 
+    q = sub.add_parser("metrics-file", help="write a model's measured figures (its metadata + a bench run) as JSON",
+                       description="exported/metrics.json: the model's metadata figures and, optionally, "
+                                   "bench/results.json measured on it.")
+    q.add_argument("model", help="an exported .onnx")
+    q.add_argument("--bench", default=None, help="a bench/bench.py results file measured on this model")
+    q.add_argument("--out", required=True, help="where to write the JSON")
+    q.set_defaults(func=cmd_metrics_file)
+
     for name, help_text in DELEGATED.items():  # commands with their own argument parsers
         q = sub.add_parser(name, add_help=False, help=f"{help_text} (see `{name} --help`)")
         q.add_argument("args", nargs=argparse.REMAINDER)
@@ -187,6 +195,15 @@ def cmd_set_metrics(a: argparse.Namespace) -> int:
     updates = {k: float(v) for k, v in (item.split("=", 1) for item in a.set)}
     doc = update_metrics(Path(a.model), a.note, a.valid and Path(a.valid), a.test and Path(a.test), updates)
     print(json.dumps({k: doc.get(k) for k in ("valid", "test")}))
+    return 0
+
+
+def cmd_metrics_file(a: argparse.Namespace) -> int:
+    from .export import metrics_file
+
+    doc = metrics_file(Path(a.model), a.bench and Path(a.bench))
+    Path(a.out).write_text(json.dumps(doc, indent=2) + "\n")
+    print(f"wrote {a.out} ({doc['model']['name']} {doc['model']['version']})")
     return 0
 
 

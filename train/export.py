@@ -33,7 +33,8 @@ from . import metrics
 from .constants import CACHE_DIR, OPSET, PARITY_TOL
 from .fit import evaluate_split, load_run, prepare
 
-__all__ = ["fit_temperature", "ece", "onnx_export", "parity", "write_metadata", "write_checked", "export"]
+__all__ = ["fit_temperature", "ece", "onnx_export", "parity", "write_metadata", "write_checked", "export",
+           "update_metrics", "metrics_file"]
 
 
 def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
@@ -270,3 +271,29 @@ def export(
     print(f"exported {out}: parity max|diff| {diff:.2e}, T={temperature:.3f}, "
           f"ECE {calib['ece_before']:.3f} -> {calib['ece_after']:.3f}, valid {json.dumps(valid)}")
     return info.to_metadata()
+
+
+def metrics_file(model: Path, bench: Path | None = None) -> dict[str, Any]:
+    """A shipped model's measured figures as one JSON document (``python -m train metrics-file``).
+
+    Everything comes from the model's own metadata (name, version, head configuration,
+    ``metrics``) and, when given, a ``bench/bench.py`` results file measured on it, so
+    ``exported/metrics.json`` never says something the model file does not.
+    """
+    import hashlib
+
+    from genre_infer.model import GenreModel
+
+    info = GenreModel(model, device="cpu").info
+    training = info.extra.get("training", {})
+    doc: dict[str, Any] = {
+        "model": {"name": info.name, "version": info.version, "file": model.name,
+                  "size_bytes": model.stat().st_size, "sha256": hashlib.sha256(model.read_bytes()).hexdigest(),
+                  "parameters": info.extra.get("parameters"), "layout": info.network.layout},
+        "labels": list(info.labels), "temperature": info.temperature, "uncertain_below": info.uncertain_below,
+        "config": training.get("config"), "recipe": training.get("recipe"),
+        "metrics": info.extra.get("metrics", {}),
+    }
+    if bench is not None:
+        doc["bench"] = json.loads(bench.read_text())
+    return doc
