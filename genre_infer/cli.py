@@ -107,8 +107,13 @@ def _results(files: list[str], clf: Any, jobs: int, model: str | None, device: s
     pool = ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_init_worker, initargs=(model, device, threads or 1))
     try:
         yield from pool.map(_classify_one, files, chunksize=1)
-    finally:  # interrupted or done: queued files are dropped, the workers' current files finish
+    except BaseException:  # Ctrl-C, or the consumer stopped: drop the queue and the files in progress
         pool.shutdown(wait=False, cancel_futures=True)
+        for proc in list((getattr(pool, "_processes", None) or {}).values()):  # no public way to stop them
+            proc.terminate()
+        pool.shutdown(wait=True)  # joins the pool's threads: nothing is left for exit-time cleanup
+        raise
+    pool.shutdown(wait=True)  # all done: the pool's threads end before the interpreter's exit handlers run
 
 
 def _usable_cores() -> int:
@@ -296,11 +301,13 @@ def main(
 
     failed = 0
     show_bar = not quiet and len(files) > 1 and sys.stderr.isatty()
+    results = _results(files, clf, job_count(jobs, len(files), clf.model.providers), model, device, threads)
     try:
         with click.progressbar(length=len(files), file=sys.stderr, label="classifying",
                                hidden=not show_bar) as bar:
-            n_jobs = job_count(jobs, len(files), clf.model.providers)
-            for f, (status, payload) in zip(files, _results(files, clf, n_jobs, model, device, threads)):
+            # results first: zip then asks it once more after the last file, which runs the
+            # generator to its end (the worker pool is shut down there, not at exit)
+            for (status, payload), f in zip(results, files):
                 if status == "ok":
                     writer.add(payload)
                     try:
@@ -315,10 +322,12 @@ def main(
                     writer.add_error(name, payload)
                 bar.update(1)
     except KeyboardInterrupt:
+        results.close()  # stops the worker processes now, wherever the interrupt landed
         writer.close()
         _error(f"interrupted after {writer.written} of {len(files)} files; finished results were kept")
         ctx.exit(EXIT_INTERRUPTED)
     except BrokenPipeError:
+        results.close()
         sys.stderr.close()
         ctx.exit(EXIT_SOME_FAILED)
     writer.close()

@@ -190,6 +190,19 @@ def test_hostile_files_give_one_line_each(toy_model: Path, audio_dir: Path, tmp_
     assert ok.get("caf\\xe9\\xff.wav") == "low" and "corrupt.mp3" in ok
 
 
+def test_worker_pool_is_shut_down_before_main_returns(toy_model: Path, audio_dir: Path) -> None:
+    """A pool still alive at exit raced the interpreter's exit handlers (an occasional
+    'Bad file descriptor' traceback from concurrent.futures after a clean batch)."""
+    import concurrent.futures.process as cfp
+    import gc
+
+    files = [audio_dir / "low.wav", audio_dir / "high.mp3", audio_dir / "change.wav", audio_dir / "low.wav"]
+    r = run(*files, "--model", toy_model, "-f", "jsonl", "-j", "2")
+    assert r.exit_code == 0, r.output
+    gc.collect()
+    assert not [t for t in cfp._threads_wakeups if t.is_alive()], "a worker pool outlived the command"
+
+
 def test_jobs_auto_is_one_per_core_for_a_batch(monkeypatch: pytest.MonkeyPatch) -> None:
     from genre_infer import cli
 
