@@ -100,20 +100,59 @@ def _results(files: list[str], clf: Any, jobs: int, model: str | None, device: s
         for f in files:
             yield _classify_one(f, clf)
         return
+    yield from _pool_results(files, jobs, (model, device, threads or 1))
+
+
+#: What a file gets when the worker process classifying it died twice (killed, e.g. out of memory).
+WORKER_DIED = "the worker process died while classifying it (out of memory?)"
+
+
+def _pool_results(files: list[str], jobs: int, initargs: tuple[Any, ...],
+                  work: Any = _classify_one) -> Iterator[tuple[str, Any]]:
+    """:func:`_results` over worker processes.
+
+    A worker that dies breaks the whole pool and every file in flight with it, so the
+    first unfinished file is tried again in a fresh pool, alone; if it kills that worker
+    too it gets :data:`WORKER_DIED` and the batch goes on. Ctrl-C (or the consumer
+    stopping) terminates the workers at once: their files' results would be dropped anyway.
+    """
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
 
     ctx = multiprocessing.get_context("spawn")
-    pool = ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_init_worker, initargs=(model, device, threads or 1))
-    try:
-        yield from pool.map(_classify_one, files, chunksize=1)
-    except BaseException:  # Ctrl-C, or the consumer stopped: drop the queue and the files in progress
-        pool.shutdown(wait=False, cancel_futures=True)
-        for proc in list((getattr(pool, "_processes", None) or {}).values()):  # no public way to stop them
-            proc.terminate()
-        pool.shutdown(wait=True)  # joins the pool's threads: nothing is left for exit-time cleanup
-        raise
-    pool.shutdown(wait=True)  # all done: the pool's threads end before the interpreter's exit handlers run
+    start, suspect, fruitless = 0, -1, 0
+    while start < len(files):
+        if fruitless == 3:  # three pools in a row died before finishing a file: workers cannot run at all
+            for _ in files[start:]:
+                yield "error", "worker processes keep dying (try --jobs 1)"
+            return
+        pool = ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_init_worker, initargs=initargs)
+        produced, base = False, start
+        try:
+            pending = [pool.submit(work, f) for f in files[base : base + 1 if base == suspect else None]]
+            for k in range(base, len(files)):
+                if k == base + len(pending):  # the suspect passed alone: the others may come now
+                    pending += [pool.submit(work, f) for f in files[k:]]
+                try:
+                    item = pending[k - base].result()
+                except BrokenProcessPool:
+                    if k == suspect:
+                        yield "error", WORKER_DIED
+                        start = k + 1
+                    else:
+                        start = suspect = k
+                    break
+                yield item
+                start, produced = k + 1, True
+        except BaseException:  # Ctrl-C, or the consumer stopped
+            for proc in list((getattr(pool, "_processes", None) or {}).values()):  # no public way to stop them
+                proc.terminate()
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+        # all done (or broken): the pool's threads end here, before the interpreter's exit handlers
+        pool.shutdown(wait=True, cancel_futures=True)
+        fruitless = 0 if produced else fruitless + 1
 
 
 def _usable_cores() -> int:
@@ -123,19 +162,25 @@ def _usable_cores() -> int:
         return os.cpu_count() or 1
 
 
-def job_count(jobs: str, n_files: int, providers: list[str]) -> int:
+#: --jobs auto starts a worker for every this many files at most: each pays about 0.5 s to
+#: start and load the model, about what 5-8 short files take to classify.
+FILES_PER_AUTO_JOB = 8
+
+
+def job_count(jobs: str, n_files: int, providers: list[str], threads: int | None = None) -> int:
     """Worker processes for ``--jobs`` (a number, or ``auto``) and ``n_files`` files.
 
-    ``auto``: one process per usable core (at most :data:`MAX_AUTO_JOBS`, and no more
-    than one per two files, since each worker pays for its own start), each running the
-    network on one thread: on a 2-core machine 200 songs take 11.8 s against 17.7 s
-    for one process with two threads. One process on a GPU.
+    ``auto``: one process per usable core divided by ``threads`` (at most
+    :data:`MAX_AUTO_JOBS`, and one per :data:`FILES_PER_AUTO_JOB` files, since each
+    worker pays for its own start), each running the network on one thread by default: on a
+    2-core machine 200 songs take 11.8 s against 17.7 s for one process with two threads.
+    One process on a GPU.
     """
     if jobs != "auto":
         return int(jobs)
     if "CUDAExecutionProvider" in providers:
         return 1
-    return max(1, min(_usable_cores(), MAX_AUTO_JOBS, n_files // 2))
+    return max(1, min(_usable_cores() // (threads or 1), MAX_AUTO_JOBS, n_files // FILES_PER_AUTO_JOB))
 
 
 class _Visuals:
@@ -204,8 +249,13 @@ def _print_model_info(clf: object) -> None:
 
 
 def _check_jobs(ctx: click.Context, param: click.Parameter, value: str) -> str:
-    if value == "auto" or (value.isdigit() and int(value) >= 1):
+    if value == "auto":
         return value
+    try:
+        if int(value) >= 1:
+            return str(int(value))
+    except ValueError:
+        pass
     raise click.BadParameter(f"{value!r} is not a number of jobs (1 or more) or 'auto'")
 
 
@@ -301,7 +351,7 @@ def main(
 
     failed = 0
     show_bar = not quiet and len(files) > 1 and sys.stderr.isatty()
-    results = _results(files, clf, job_count(jobs, len(files), clf.model.providers), model, device, threads)
+    results = _results(files, clf, job_count(jobs, len(files), clf.model.providers, threads), model, device, threads)
     try:
         with click.progressbar(length=len(files), file=sys.stderr, label="classifying",
                                hidden=not show_bar) as bar:
@@ -322,6 +372,9 @@ def main(
                     writer.add_error(name, payload)
                 bar.update(1)
     except KeyboardInterrupt:
+        import signal
+
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the cleanup short
         results.close()  # stops the worker processes now, wherever the interrupt landed
         writer.close()
         _error(f"interrupted after {writer.written} of {len(files)} files; finished results were kept")

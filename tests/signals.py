@@ -49,3 +49,13 @@ def rhythm(sr: int, seconds: float, bpm: float = 100.0, seed: int = 1) -> np.nda
         m = min(len(src), n - i)
         y[i : i + m] += src[:m]
     return np.clip(y, -1, 1).astype(np.float32)
+
+
+def die_on(path: str) -> tuple[str, str]:
+    """A stand-in for the CLI's per-file work in worker processes: the process dies
+    (as if killed for memory) on a path containing "die", else returns ``("ok", path)``."""
+    import os
+
+    if "die" in path:
+        os._exit(3)
+    return "ok", path

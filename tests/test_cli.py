@@ -208,24 +208,38 @@ def test_jobs_auto_is_one_per_core_for_a_batch(monkeypatch: pytest.MonkeyPatch) 
 
     monkeypatch.setattr(cli, "_usable_cores", lambda: 4)
     cpu = ["CPUExecutionProvider"]
+    per = cli.FILES_PER_AUTO_JOB
     assert cli.job_count("auto", 1000, cpu) == 4
-    assert cli.job_count("auto", 5, cpu) == 2  # a worker per two files at most: each pays for its start
-    assert cli.job_count("auto", 1, cpu) == 1
+    assert cli.job_count("auto", 2 * per, cpu) == 2  # each worker pays for its start: a few files each at least
+    assert cli.job_count("auto", per - 1, cpu) == cli.job_count("auto", 1, cpu) == 1
+    assert cli.job_count("auto", 1000, cpu, threads=2) == 2  # workers x threads stay within the cores
     assert cli.job_count("auto", 1000, ["CUDAExecutionProvider", *cpu]) == 1  # the GPU serves one process
     assert cli.job_count("3", 1, cpu) == 3
     monkeypatch.setattr(cli, "_usable_cores", lambda: 64)
     assert cli.job_count("auto", 1000, cpu) == cli.MAX_AUTO_JOBS
 
 
+def test_a_worker_that_dies_fails_its_file_and_the_batch_goes_on() -> None:
+    from genre_infer import cli
+    from signals import die_on
+
+    files = ["a", "b", "die", "c", "d", "e"]
+    got = list(cli._pool_results(files, 2, (None, "cpu", 1), work=die_on))
+    assert got == [("ok", "a"), ("ok", "b"), ("error", cli.WORKER_DIED), ("ok", "c"), ("ok", "d"), ("ok", "e")]
+    got = list(cli._pool_results(["die1", "die2", "die3", "x"], 2, (None, "cpu", 1), work=die_on))
+    assert got[0] == ("error", cli.WORKER_DIED) and got[-1][0] == "error"  # gives up rather than loop forever
+
+
 def test_jobs_must_be_a_count_or_auto(toy_model: Path, audio_dir: Path) -> None:
-    for bad in ("0", "two", "-1"):
+    for bad in ("0", "two", "-1", "\u00b2"):
         r = run(audio_dir / "low.wav", "--model", toy_model, "-j", bad)
         assert r.exit_code == 2 and "jobs" in r.output
 
 
-@pytest.mark.parametrize("jobs", ["1", "auto"])
+@pytest.mark.parametrize(("jobs", "presses"), [("1", 1), ("2", 1), ("2", 2)])
 def test_ctrl_c_keeps_finished_results_and_exits_130(toy_model: Path, audio_dir: Path, tmp_path: Path,
-                                                    jobs: str) -> None:
+                                                    jobs: str, presses: int) -> None:
+    """Ctrl-C as a terminal sends it: to the whole process group (workers included), once or twice."""
     import os
     import signal
     import time
@@ -237,14 +251,21 @@ def test_ctrl_c_keeps_finished_results_and_exits_130(toy_model: Path, audio_dir:
         os.link(audio_dir / "change.wav", folder / f"song{i:04d}.wav")
     out = tmp_path / "out.jsonl"
     proc = subprocess.Popen([sys.executable, "-m", "genre_infer", str(folder), "--model", str(toy_model),
-                             "-f", "jsonl", "-o", str(out), "-q", "-j", jobs], cwd=REPO, stderr=subprocess.PIPE)
+                             "-f", "jsonl", "-o", str(out), "-q", "-j", jobs], cwd=REPO, stderr=subprocess.PIPE,
+                            start_new_session=True)
     deadline = time.time() + 60
     while time.time() < deadline and (not out.exists() or out.read_text().count("\n") < 3):
         time.sleep(0.05)
-    proc.send_signal(signal.SIGINT)
+    for _ in range(presses):
+        os.killpg(proc.pid, signal.SIGINT)
+        time.sleep(0.05)
+    t0 = time.time()
     _, err = proc.communicate(timeout=60)
+    assert time.time() - t0 < 10, "the interrupted batch took its time to stop"
     assert proc.returncode == 130, err
     lines = out.read_text().splitlines()
     assert 3 <= len(lines) < n
     assert all(json.loads(line)["genre"] in ("low", "high") for line in lines)  # every line complete
     assert b"interrupted after" in err and b"Traceback" not in err
+    left = subprocess.run(["ps", "-o", "stat=", "-g", str(proc.pid)], capture_output=True, text=True).stdout.split()
+    assert all(state.startswith("Z") for state in left), f"workers left running: {left}"  # zombies wait for init
