@@ -64,6 +64,8 @@ STREAM_INPUTS = ("features", "keep", "past", "starts")
 
 _PACKAGE_MODELS = Path(__file__).resolve().parent / "models"
 _SOURCE_MODELS = Path(__file__).resolve().parent.parent / "exported"
+#: Names of models shipped once and removed since, with what to use instead.
+RETIRED_MODELS = {"fast": "retired in 1.3.0: the default model is now faster than `fast` was; use `default`"}
 
 
 @dataclass(frozen=True)
@@ -208,6 +210,8 @@ def resolve_model_path(model: str | os.PathLike[str] | None) -> Path:
         return path
     if path.is_dir():
         raise ModelError(f"model {text!r} is a directory, not an .onnx file")
+    if text in RETIRED_MODELS:
+        raise ModelError(f"model {text!r} {RETIRED_MODELS[text]}")
     names = ", ".join(sorted(shipped)) or "none installed"
     raise ModelError(f"no model file or shipped model named {text!r} (shipped: {names})")
 

@@ -63,6 +63,11 @@ def test_missing_model_path() -> None:
         resolve_model_path("/nonexistent/model.onnx")
 
 
+def test_a_retired_model_name_says_what_to_use() -> None:
+    with pytest.raises(ModelError, match="retired.*use `default`"):
+        resolve_model_path("fast")
+
+
 def test_default_model_is_shipped() -> None:
     assert "default" in available_models()
     clf = load_model()

@@ -91,6 +91,37 @@ def test_live_frames_keep_every_filter_of_a_dense_network() -> None:
         torch.testing.assert_close(live(x), net.frame_features(x), atol=1e-4, rtol=1e-5)
 
 
+def test_live_frames_of_layers_with_no_live_filter() -> None:
+    """A layer (or mid1) with every filter dead is all constant rows."""
+    net = _with_dead_filters(3)
+    with torch.no_grad():
+        net.timbral77.conv.weight.mul_(DEAD_WEIGHT / 1e3 / net.timbral77.conv.weight.abs().max())
+        net.mid1.conv.weight.mul_(DEAD_WEIGHT / 1e3 / net.mid1.conv.weight.abs().max())
+        live = LiveFrames(net)
+        assert live.live["mid1"] == 0 and len(live.front) == 4
+        x = torch.randn(1, 40, 96)
+        torch.testing.assert_close(live(x), net.frame_features(x), atol=1e-4, rtol=1e-5)
+        torch.testing.assert_close(LiveFrames(net.double())(x.double()), net.frame_features(x.double()),
+                                   atol=1e-4, rtol=1e-5)
+    with pytest.raises(RuntimeError, match="inference"):
+        live.train()(x)
+
+
+def test_live_frames_of_the_pretrained_checkpoint() -> None:
+    """MSD_musicnn itself (when converted here): the counts the model card states, same numbers."""
+    from train.transfer import PRETRAINED, load_backbone
+
+    if not PRETRAINED.is_file():
+        pytest.skip("the converted musicnn checkpoint is absent (python -m train pretrained)")
+    net = load_backbone()
+    live = LiveFrames(net)
+    assert live.live == {"front": 64, "mid1": 20}
+    x = torch.from_numpy(np.random.default_rng(0).normal(0.0, 1.0, (1, 300, 96)).astype(np.float32))
+    with torch.no_grad():
+        ref = net.frame_features(x)
+        torch.testing.assert_close(live(x), ref, atol=1e-4 * float(ref.abs().max()), rtol=1e-5)
+
+
 def test_a_filter_just_above_the_threshold_is_live() -> None:
     """A filter that is live by a hair (just above DEAD_WEIGHT) is computed, not dropped."""
     net = _with_dead_filters(1)

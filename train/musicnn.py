@@ -164,14 +164,26 @@ def _dead_output(layer: _ConvBN) -> torch.Tensor:
 
 
 def _subset(layer: _ConvBN, rows: torch.Tensor, weight: torch.Tensor | None = None) -> _ConvBN:
-    """A copy of ``layer`` keeping the filters ``rows`` (with ``weight`` as their kernels if given)."""
+    """A copy of ``layer`` keeping the filters ``rows`` (with ``weight`` as their kernels if given),
+    on the layer's device and in its dtype."""
     w = layer.conv.weight.detach()[rows] if weight is None else weight
-    new = _ConvBN(w.shape[1], len(rows), tuple(w.shape[2:]))  # type: ignore[arg-type]
+    new = _ConvBN(w.shape[1], len(rows), tuple(w.shape[2:])).to(w)  # type: ignore[arg-type]
     new.conv.weight.data.copy_(w)
     new.conv.bias.data.copy_(layer.conv.bias.detach()[rows])
     for name in ("weight", "bias", "running_mean", "running_var"):
         getattr(new.bn, name).data.copy_(getattr(layer.bn, name).detach()[rows])
     return new.eval()
+
+
+def _placement(n: int, live: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """For ``n`` rows of which ``live`` are computed: the order that puts ``[live rows...,
+    dead rows...]`` back in place, and the dead rows' mask."""
+    dead = torch.ones(n, dtype=torch.bool, device=live.device)
+    dead[live] = False
+    order = torch.empty(n, dtype=torch.long, device=live.device)
+    order[live] = torch.arange(len(live), device=live.device)
+    order[dead] = len(live) + torch.arange(int(dead.sum()), device=live.device)
+    return order, dead
 
 
 class LiveFrames(nn.Module):
@@ -184,12 +196,14 @@ class LiveFrames(nn.Module):
     tenth of the work: 0.76 MMAC per frame against 7.5). The first mid-end layer reads
     only the live front-end rows plus one row of ones, whose kernel is the dead rows'
     summed contribution: ones inside the frames and the zero padding outside reproduce
-    the original exactly, edges included.
+    the original exactly, edges included. The constants come from the batch-norm running
+    statistics, so there is no training mode.
 
     Parameters
     ----------
     net : Musicnn
-        A trained network; its weights are copied (later changes to it are not seen).
+        A trained network. The pruned layers are copies (later changes to ``net`` are not
+        seen); the input batch norm and the last two mid-end layers are ``net``'s own.
     tol : float
         Weight magnitude below which a filter is dead.
     """
@@ -199,17 +213,14 @@ class LiveFrames(nn.Module):
         front = [net.timbral74, net.timbral77, net.temporal128, net.temporal64, net.temporal32]
         live = [_live_filters(layer, tol) for layer in front]
         self.input_bn = net.input_bn
-        self.timbral74, self.timbral77, self.temporal128, self.temporal64, self.temporal32 = (
-            _subset(layer, rows) for layer, rows in zip(front, live))
+        # the live part of each front-end layer, with its kernel's length in time ("same" padding)
+        kept = [(layer, rows) for layer, rows in zip(front, live) if len(rows)]
+        self.front = nn.ModuleList(_subset(layer, rows) for layer, rows in kept)
+        self.front_time = [layer.conv.kernel_size[0] for layer, _ in kept]
         const = torch.cat([_dead_output(layer) for layer in front])          # (561,)
-        offsets = torch.tensor([0] + [layer.conv.out_channels for layer in front]).cumsum(0)
+        offsets = [0] + torch.tensor([layer.conv.out_channels for layer in front]).cumsum(0).tolist()
         live_rows = torch.cat([rows + off for rows, off in zip(live, offsets)])
-        dead = torch.ones(len(const), dtype=torch.bool)
-        dead[live_rows] = False
-        # the 561 rows = gather from [live rows..., constants...]
-        order = torch.empty(len(const), dtype=torch.long)
-        order[live_rows] = torch.arange(len(live_rows))
-        order[dead] = len(live_rows) + torch.arange(int(dead.sum()))
+        order, dead = _placement(len(const), live_rows)
         self.register_buffer("front_order", order, persistent=False)
         self.register_buffer("front_const", const[dead][None, :, None].clone(), persistent=False)
 
@@ -217,17 +228,14 @@ class LiveFrames(nn.Module):
         w1 = net.mid1.conv.weight.detach()                                    # (64, 1, 7, 561)
         ones_kernel = (w1[..., dead] * const[dead]).sum(-1, keepdim=True)     # (64, 1, 7, 1)
         mid_live = _live_filters(net.mid1, tol)
-        self.mid1 = _subset(net.mid1, mid_live, torch.cat([w1[..., live_rows], ones_kernel], -1)[mid_live])
-        mid_const = _dead_output(net.mid1)
-        mid_dead = torch.ones(64, dtype=torch.bool)
-        mid_dead[mid_live] = False
-        mid_order = torch.empty(64, dtype=torch.long)
-        mid_order[mid_live] = torch.arange(len(mid_live))
-        mid_order[mid_dead] = len(mid_live) + torch.arange(int(mid_dead.sum()))
+        self.mid1 = (_subset(net.mid1, mid_live, torch.cat([w1[..., live_rows], ones_kernel], -1)[mid_live])
+                     if len(mid_live) else None)
+        mid_order, mid_dead = _placement(net.mid1.conv.out_channels, mid_live)
         self.register_buffer("mid_order", mid_order, persistent=False)
-        self.register_buffer("mid_const", mid_const[mid_dead][None, :, None].clone(), persistent=False)
+        self.register_buffer("mid_const", _dead_output(net.mid1)[mid_dead][None, :, None].clone(), persistent=False)
         self.mid2, self.mid3 = net.mid2, net.mid3
         self.live = {"front": len(live_rows), "mid1": len(mid_live)}
+        self.eval()
 
     @staticmethod
     def _place(live: torch.Tensor, const: torch.Tensor, order: torch.Tensor) -> torch.Tensor:
@@ -237,19 +245,20 @@ class LiveFrames(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(batch, frames, 96)`` → ``(batch, 753, frames)``, as :meth:`Musicnn.frame_features`."""
+        if self.training:
+            raise RuntimeError("LiveFrames is for inference: call .eval() (its constants are running statistics)")
         x = self.input_bn(x.unsqueeze(1))
-        pad7 = F.pad(x, (0, 0, 3, 3))
-        same = Musicnn._same_time
-        live = torch.cat([self.timbral74.freq_max(pad7), self.timbral77.freq_max(pad7),
-                          self.temporal128.freq_max(same(x, 128)), self.temporal64.freq_max(same(x, 64)),
-                          self.temporal32.freq_max(same(x, 32))], dim=1)      # (B, 64, T)
+        b, _, t, _ = x.shape
+        live = torch.cat([x.new_zeros(b, 0, t)] + [layer.freq_max(Musicnn._same_time(x, k))
+                                                    for layer, k in zip(self.front, self.front_time)], dim=1)
         f = self._place(live, self.front_const, self.front_order)             # (B, 561, T)
 
         def mid(layer: _ConvBN, h: torch.Tensor) -> torch.Tensor:
             return layer(F.pad(h.transpose(1, 2).unsqueeze(1), (0, 0, 3, 3))).squeeze(3)
 
-        ones = torch.ones_like(live[:, :1])
-        m1 = self._place(mid(self.mid1, torch.cat([live, ones], dim=1)), self.mid_const, self.mid_order)
+        m1_live = (mid(self.mid1, torch.cat([live, torch.ones_like(x[:, 0, :, :1]).transpose(1, 2)], dim=1))
+                   if self.mid1 is not None else x.new_zeros(b, 0, t))
+        m1 = self._place(m1_live, self.mid_const, self.mid_order)
         m2 = mid(self.mid2, m1) + m1
         m3 = mid(self.mid3, m2) + m2
         return torch.cat([f, m1, m2, m3], dim=1)

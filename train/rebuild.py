@@ -5,7 +5,7 @@ equivalent graph), the shipped model need not be retrained: the genre head's
 weights are read back from the ONNX initializers (the exporter keeps the
 names of weights it does not fold), the frozen backbone comes from the
 converted musicnn checkpoint, both go into today's
-:class:`~train.transfer.GenreMusicnnSequence`,
+network of the requested layout (:data:`~train.transfer.NETWORKS`),
 exported again with the same metadata (new version, and a note of where it came
 from), and checked twice: onnxruntime against torch, and the new file against
 the old one on the same input. Nothing is written unless both agree.

@@ -480,7 +480,7 @@ def _report(head: Head, items: list[EmbeddedTrack], labels: list[str], temperatu
 def run(
     root: str | os.PathLike[str], out_dir: Path, n_aug: int, trials: int, export_to: Path | None,
     name: str, version: str, uncertain_below: float, read_test: bool, log: Any = print,
-    layout: str = "sequence", head_from: Path | None = None, export_valid_to: Path | None = None,
+    layout: str = "stream", head_from: Path | None = None, export_valid_to: Path | None = None,
 ) -> dict[str, Any]:
     """The whole transfer recipe: embed, search (valid), calibrate (valid), retrain, test once, CV, export."""
     from datetime import datetime, timezone
@@ -627,8 +627,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--head-from", type=Path, default=None,
                     help="reuse the head configuration selected by another run (its result.json) instead of searching")
     ap.add_argument("--layout", choices=["stream", "sequence", "windows"], default="stream",
-                    help="sequence: musicnn once over the whole melgram, windows pooled from it (fast); "
-                         "windows: musicnn on each 3-s window alone, as it was trained")
+                    help="stream (shipped): musicnn over stretches that hand their frame embeddings on, "
+                         "windows pooled from them; sequence: one call over a whole stretch, windows pooled "
+                         "from it; windows: musicnn on each 3-s window alone, as it was trained")
     a = ap.parse_args(argv)
     out = a.out or REPO_ROOT / "runs" / (time.strftime("%Y%m%d-%H%M%S") + "-transfer")
     run(a.data, out, a.n_aug, a.trials, a.export, a.name, a.version, a.uncertain_below, not a.no_test,
