@@ -11,9 +11,12 @@ import numpy as np
 from . import audio as audio_mod
 from . import features as feat
 from . import timeline as tl
-from .constants import MAX_PEAK, MIN_DURATION_S, MIN_SECTION_S, SILENCE_PEAK, SMOOTHING_RADIUS, TIMELINE_STEP_S
+from .constants import (
+    LEVEL_KEEP_S, MAX_PEAK, MIN_DURATION_S, MIN_SECTION_S, SILENCE_PEAK, SMOOTHING_RADIUS, TIMELINE_STEP_S,
+)
 from .errors import AudioError, DecodeError, SilentError, TooShortError
 from .inference import make_runner
+from .loudness import LevelMeter, gain_to, gated_level_db
 from .model import Device, GenreModel
 from .result import UNCERTAIN, Result, Section
 
@@ -66,24 +69,44 @@ class Classifier:
         """Model version from its metadata."""
         return self.model.info.version
 
-    def _blocks(self, audio: AudioInput, sr: int | None) -> Iterable[np.ndarray]:
-        """Mono float32 blocks at the model's rate from a path (streamed) or an array."""
+    def _blocks(self, audio: AudioInput, sr: int | None) -> tuple[Iterable[np.ndarray], float | None]:
+        """Mono float32 blocks at the model's rate from a path (streamed) or an array, and
+        the signal's gated level when the model normalises loudness (else ``None``).
+
+        The level needs the whole signal first: a file up to ``LEVEL_KEEP_S`` long is
+        decoded once and its blocks kept meanwhile; a longer one is decoded twice.
+        """
         target = self.model.features.sr
+        normalise = self.model.features.level_db is not None
         if isinstance(audio, np.ndarray):
             if sr is None:
                 raise AudioError("a numpy array needs its sample rate: classify(y, sr=...)")
-            return [audio_mod.from_array(audio, sr, target)]
-        if isinstance(audio, (str, os.PathLike)):
-            return audio_mod.stream(audio, target)
-        raise AudioError(f"expected a file path or a numpy array, got {type(audio).__name__}")
+            y = audio_mod.from_array(audio, sr, target)
+            return [y], (gated_level_db(y, target) if normalise else None)
+        if not isinstance(audio, (str, os.PathLike)):
+            raise AudioError(f"expected a file path or a numpy array, got {type(audio).__name__}")
+        if not normalise:
+            return audio_mod.stream(audio, target), None
+        meter, kept, n = LevelMeter(target), [], 0
+        for block in audio_mod.stream(audio, target):
+            meter.push(block)
+            n += len(block)
+            if kept is not None:
+                kept.append(block)
+                if n > LEVEL_KEEP_S * target:
+                    kept = None  # too long to keep: decoded again below
+        return (kept if kept is not None else audio_mod.stream(audio, target)), meter.level_db()
 
-    def analyse(self, blocks: Iterable[np.ndarray]) -> Analysis:
+    def analyse(self, blocks: Iterable[np.ndarray], level_db: float | None = None) -> Analysis:
         """Run the network over a signal given as consecutive blocks at the model's rate.
 
         Features and windows are computed as the blocks arrive, so memory does
         not grow with the length of the signal; the windows are exactly those
         of :func:`genre_infer.features.window_starts` over the whole signal.
-        A signal shorter than one window is repeated to fill it.
+        A signal shorter than one window is repeated to fill it. A model that
+        normalises loudness (``features.level_db``) needs the signal's gated level
+        (:func:`genre_infer.loudness.gated_level_db`): pass ``level_db``, or pass the
+        blocks as a list and it is measured here.
 
         Returns
         -------
@@ -91,6 +114,16 @@ class Classifier:
             Window probabilities, their start times, the sample count and the peak.
         """
         spec = self.model.features
+        gain = np.float32(1.0)
+        if spec.level_db is not None:
+            if level_db is None:
+                if not isinstance(blocks, (list, tuple)):
+                    raise ValueError("this model normalises loudness: pass level_db, or the blocks as a list")
+                meter = LevelMeter(spec.sr)
+                for b in blocks:
+                    meter.push(b)
+                level_db = meter.level_db()
+            gain = np.float32(gain_to(level_db, spec.level_db))
         stream = feat.FeatureStream(spec)
         runner = make_runner(self.model)
         head: list[np.ndarray] = []  # the samples, kept only while shorter than one window
@@ -99,6 +132,8 @@ class Classifier:
             if len(block) == 0:
                 continue
             peak = max(peak, float(np.max(np.abs(block - block.mean()))))  # a DC offset is not signal
+            if gain != 1:
+                block = block * gain
             if stream.n_samples < spec.segment_samples:
                 head.append(block)
             runner.push(stream.push(block))
@@ -130,7 +165,8 @@ class Classifier:
         """Classify one song. See :func:`classify`."""
         spec = self.model.features
         with np.errstate(all="ignore"):  # absurd sample values are refused below, not warned about
-            a = self.analyse(self._blocks(audio, sr))
+            blocks, level = self._blocks(audio, sr)
+            a = self.analyse(blocks, level)
         duration = a.n_samples / spec.sr
         if a.n_samples == 0:
             raise DecodeError("no audio could be decoded (empty or truncated file)")

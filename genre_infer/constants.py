@@ -13,8 +13,9 @@ METADATA_KEY = "genre_infer"
 #: Version of the metadata layout written by ``train/`` and read here.
 #: A model whose ``format_version`` is newer than this is refused.
 #: 1: windowed networks; 2: adds fully convolutional "sequence" networks; 3: adds "stream"
-#: networks (sequence networks that hand their frame embeddings on to the next call).
-METADATA_FORMAT_VERSION = 3
+#: networks (sequence networks that hand their frame embeddings on to the next call);
+#: 4: adds loudness normalisation (``features.level_db``).
+METADATA_FORMAT_VERSION = 4
 
 #: Version of the JSON/JSONL/CSV output schema (``schema_version`` field).
 OUTPUT_SCHEMA_VERSION = 1
@@ -68,3 +69,18 @@ BATCH_SIZE = 4
 #: 384, 2.77 s / 224 MB with 512, 2.59 s / 265 MB with 768, 2.48 s / 300 MB with 1024; the
 #: sequence layout needed 3.10 s / 291 MB with 512 (it re-embeds a window and the context per call).
 SEQUENCE_CHUNK_FRAMES = 512
+
+#: Loudness normalisation (models whose features set ``level_db``): the signal's gated RMS
+#: level is measured over blocks of LEVEL_BLOCK_S seconds, ignoring blocks below
+#: LEVEL_ABS_GATE_DB (silence) and blocks more than LEVEL_REL_GATE_DB below the mean of the
+#: rest (EBU R128's gating, without its K-weighting), and the signal is scaled to the model's
+#: level, by at most LEVEL_MAX_BOOST_DB up and LEVEL_MAX_CUT_DB down.
+LEVEL_BLOCK_S = 0.4
+LEVEL_ABS_GATE_DB = -70.0
+LEVEL_REL_GATE_DB = -20.0
+LEVEL_MAX_BOOST_DB = 30.0
+LEVEL_MAX_CUT_DB = 20.0
+
+#: Files up to this long are decoded once and kept in memory while their level is measured
+#: (about 38 MB at 16 kHz); longer ones are decoded twice, so memory stays flat.
+LEVEL_KEEP_S = 600.0

@@ -55,6 +55,9 @@ class FeatureSpec:
         Hop between consecutive windows in seconds.
     mean, std : float
         Global standardisation applied last: ``(x - mean) / std``.
+    level_db : float or None
+        Gated RMS level (dBFS) every signal is scaled to before the features
+        (:mod:`genre_infer.loudness`); ``None``: signals are taken at their own level.
     """
 
     kind: Kind = "melgram"
@@ -71,6 +74,7 @@ class FeatureSpec:
     window_hop_s: float = 1.0
     mean: float = 0.0
     std: float = 1.0
+    level_db: float | None = None
 
     @property
     def n_bands(self) -> int:
@@ -88,8 +92,12 @@ class FeatureSpec:
         return (self.segment_frames - 1) * self.hop_length + 1
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain-JSON form stored in the model metadata."""
-        return asdict(self)
+        """Plain-JSON form stored in the model metadata (``level_db`` only when set, so a
+        model without it reads as it always did)."""
+        d = asdict(self)
+        if d["level_db"] is None:
+            del d["level_db"]
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> FeatureSpec:
@@ -115,6 +123,8 @@ class FeatureSpec:
             raise ValueError("n_mfcc must be in 1..n_mels")
         if self.window_hop_s <= 0 or self.std <= 0:
             raise ValueError("window_hop_s and std must be positive")
+        if self.level_db is not None and not -60.0 <= float(self.level_db) <= 0.0:
+            raise ValueError("level_db must be in -60..0 dBFS")
 
 
 @lru_cache(maxsize=8)

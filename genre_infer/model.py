@@ -21,7 +21,7 @@ output of logits, in one of three layouts:
 plus a JSON document in the ``metadata_props`` entry named :data:`METADATA_KEY`::
 
     {
-      "format_version": 1,           # 2 for the sequence layout, 3 for stream
+      "format_version": 1,           # 2 for the sequence layout, 3 for stream, 4 with features.level_db
       "name": "...", "version": "...",
       "labels": ["blues", ...],
       "features": {...FeatureSpec...},
@@ -57,6 +57,8 @@ Layout = Literal["windows", "sequence", "stream"]
 
 #: Oldest metadata format that can describe each layout.
 LAYOUT_FORMAT = {"windows": 1, "sequence": 2, "stream": 3}
+#: Metadata format that introduced ``features.level_db`` (loudness normalisation).
+LEVEL_FORMAT = 4
 
 #: Input names of a ``stream`` network, in this order.
 STREAM_INPUTS = ("features", "keep", "past", "starts")
@@ -166,13 +168,17 @@ class ModelInfo:
         need = LAYOUT_FORMAT[info.network.layout]
         if version < need:
             raise ModelError(f"the {info.network.layout} layout needs metadata format {need}")
+        if spec.level_db is not None and version < LEVEL_FORMAT:
+            raise ModelError(f"loudness normalisation (features.level_db) needs metadata format {LEVEL_FORMAT}")
         return info
 
     def to_metadata(self) -> dict[str, Any]:
         """The JSON document to store in an ONNX file (inverse of :meth:`from_metadata`)."""
         seq = self.network.layout != "windows"
         return {
-            "format_version": LAYOUT_FORMAT[self.network.layout],  # the oldest format that can describe it
+            # the oldest format that can describe it
+            "format_version": max(LAYOUT_FORMAT[self.network.layout],
+                                  LEVEL_FORMAT if self.features.level_db is not None else 1),
             "name": self.name,
             "version": self.version,
             "labels": list(self.labels),

@@ -186,6 +186,8 @@ DELEGATED = {
     "quantize": "8-bit timbral convolutions for a musicnn model (the retired fast model)",
     "finetune": "experiment: musicnn's mid end fine-tuned with the head against the frozen baseline, scored on valid",
     "ensemble": "experiment: ensembles of genre heads (seeds, configurations) against one head, scored on valid",
+    "robustness": "a model's figures on one split under level, bandwidth, codec, noise, EQ and speed changes",
+    "level": "copy a model with loudness normalisation to the training clips' median level",
 }
 
 

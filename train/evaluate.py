@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 from sklearn.metrics import classification_report, confusion_matrix
@@ -79,7 +79,10 @@ def _torch_predictions(run: Path, root: str, split: str, cache_dir: str | os.Pat
     return labels, [c.track for c in clips], preds, {"kind": "torch run", "run": run.name}
 
 
-def _onnx_predictions(path: Path, root: str, split: str):  # noqa: ANN202
+def _onnx_predictions(path: Path, root: str, split: str,  # noqa: ANN202
+                      transform: Callable[[np.ndarray, int, int], np.ndarray] | None = None):
+    """Predictions of an exported model through genre_infer; ``transform(y, sr, i)`` (optional)
+    alters the ``i``-th clip's signal first (:mod:`train.robustness`)."""
     import genre_infer
     from genre_infer import audio as gi_audio
 
@@ -90,8 +93,10 @@ def _onnx_predictions(path: Path, root: str, split: str):  # noqa: ANN202
     index = {g: i for i, g in enumerate(labels)}
     chosen = [t for t in tracks if t.split == split and t.genre in index]
     preds, second_hits = [], []
-    for t in chosen:
+    for i, t in enumerate(chosen):
         y = gi_audio.load(t.path, spec.sr)
+        if transform is not None:
+            y = transform(y, spec.sr, i)
         a = clf.analyse([y])
         steps, track = metrics.track_timeline(a.logits, a.starts_s, spec, len(y), clf.model.info.temperature)
         preds.append(metrics.TrackPrediction(index[t.genre], a.logits, a.probs, track))
