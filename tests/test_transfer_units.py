@@ -251,3 +251,15 @@ def test_stream_network_exports_and_equals_the_sequence_one(tmp_path: Path) -> N
     with torch.no_grad():
         ref = sequence(torch.from_numpy(xs)[None], torch.from_numpy(starts)).numpy()
     np.testing.assert_allclose(clf.analyse([y]).logits, ref, atol=1e-3)
+
+
+def test_level_normalised_embeddings_have_their_own_cache(tmp_path: Path) -> None:
+    from train.data import Track
+    from train.transfer import _cache_path
+
+    clip = tmp_path / "blues.00001.wav"
+    clip.write_bytes(b"x" * 10)
+    t = Track(path=clip, genre="blues", rel="audio/blues/blues.00001.wav")
+    plain, levelled = _cache_path(t, 1, 0, "sequence"), _cache_path(t, 1, 0, "sequence", -16.93)
+    assert plain != levelled != _cache_path(t, 1, 0, "sequence", -20.0)
+    assert plain == _cache_path(t, 1, 0, "sequence", None)

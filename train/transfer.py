@@ -21,7 +21,7 @@ import hashlib
 import json
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ from torch import nn
 from genre_infer import audio as gi_audio
 from genre_infer import features as gi_features
 from genre_infer.features import FeatureSpec
+from genre_infer.loudness import gain_to, gated_level_db
 
 from .audio_augment import random_chain
 from .constants import REPO_ROOT, SEED
@@ -93,11 +94,12 @@ def pool_rows(rows: torch.Tensor, starts: torch.Tensor, segment_frames: int = PA
 
 
 @torch.no_grad()
-def pooled_sequence(net: Musicnn, y: np.ndarray, spec: FeatureSpec = MUSICNN_SPEC) -> tuple[np.ndarray, np.ndarray]:
+def pooled_sequence(net: Musicnn | LiveFrames, y: np.ndarray,
+                    spec: FeatureSpec = MUSICNN_SPEC) -> tuple[np.ndarray, np.ndarray]:
     """Pooled features of the runtime windows, with musicnn run once over the whole signal."""
     x = gi_features.compute(gi_features.fill_window(y, spec), spec)
     starts = gi_features.window_starts(len(x), spec)
-    frames = net.frame_features(torch.from_numpy(x)[None])[0]
+    frames = (net.frame_features if isinstance(net, Musicnn) else net)(torch.from_numpy(x)[None])[0]
     return pool_windows(frames, torch.from_numpy(starts)).numpy(), starts * spec.hop_length / spec.sr
 
 
@@ -123,21 +125,24 @@ def version_audio(y: np.ndarray, track: Track, version: int, seed: int = SEED, s
     return random_chain(y, MUSICNN_SPEC.sr, rng, strength)
 
 
-def _cache_path(track: Track, version: int, seed: int, layout: str = "windows") -> Path:
-    key = hashlib.sha1(f"{track.path}|{track.path.stat().st_size}|{version}|{seed}".encode()).hexdigest()[:16]
+def _cache_path(track: Track, version: int, seed: int, layout: str = "windows", level_db: float | None = None) -> Path:
+    level = "" if level_db is None else f"|level{level_db:.2f}"
+    key = hashlib.sha1(f"{track.path}|{track.path.stat().st_size}|{version}|{seed}{level}".encode()).hexdigest()[:16]
     folder = EMBED_DIR if layout == "windows" else EMBED_DIR.with_name(f"embeddings-{layout}")
     return folder / f"{track.path.stem}-{version}-{key}.npz"
 
 
 def embed_tracks(
     root: str | os.PathLike[str], n_aug: int = 4, seed: int = SEED, strength: float = 1.0,
-    log: Any = print, layout: str = "windows",
+    log: Any = print, layout: str = "windows", level_db: float | None = None,
 ) -> tuple[list[EmbeddedTrack], list[str], str]:
     """Embed every clip of a data root (augmented copies for train/extra), cached.
 
     ``layout`` ``"windows"`` runs musicnn on each 3-s window alone (as it was
     trained); ``"sequence"`` runs it once over the whole clip and pools each
-    window from it, as the sequence network does at run time.
+    window from it, as the sequence network does at run time. With ``level_db``
+    every clip version is scaled to that gated level first, as the runtime does
+    for a model whose features set it (:mod:`genre_infer.loudness`).
 
     Returns
     -------
@@ -150,6 +155,7 @@ def embed_tracks(
     how = assign_splits(tracks, root, seed)
     index = {g: i for i, g in enumerate(labels)}
     net = load_backbone()
+    live = LiveFrames(net)  # the same frame features, a tenth of the work
     torch.set_num_threads(os.cpu_count() or 1)
     if layout not in ("windows", "sequence"):
         raise ValueError(f"unknown layout {layout!r}")
@@ -159,7 +165,7 @@ def embed_tracks(
         versions = 1 + (n_aug if track.split in ("train", "extra") else 0)
         y = None
         for v in range(versions):
-            path = _cache_path(track, v, seed, layout)
+            path = _cache_path(track, v, seed, layout, level_db)
             if path.is_file():
                 z = np.load(path)
                 pooled, starts_s, n_samples = z["pooled"].astype(np.float32), z["starts_s"], int(z["n_samples"])
@@ -167,7 +173,9 @@ def embed_tracks(
                 if y is None:
                     y = gi_audio.load(track.path, MUSICNN_SPEC.sr)
                 yv = version_audio(y, track, v, seed, strength)
-                pooled, starts_s = (pooled_sequence if layout == "sequence" else pooled_windows)(net, yv)
+                if level_db is not None:
+                    yv = yv * np.float32(gain_to(gated_level_db(yv, MUSICNN_SPEC.sr), level_db))
+                pooled, starts_s = (pooled_sequence(live, yv) if layout == "sequence" else pooled_windows(net, yv))
                 n_samples = len(yv)
                 path.parent.mkdir(parents=True, exist_ok=True)
                 np.savez(path, pooled=pooled.astype(np.float16), starts_s=starts_s, n_samples=n_samples)
@@ -481,6 +489,7 @@ def run(
     root: str | os.PathLike[str], out_dir: Path, n_aug: int, trials: int, export_to: Path | None,
     name: str, version: str, uncertain_below: float, read_test: bool, log: Any = print,
     layout: str = "stream", head_from: Path | None = None, export_valid_to: Path | None = None,
+    level_db: float | None = None,
 ) -> dict[str, Any]:
     """The whole transfer recipe: embed, search (valid), calibrate (valid), retrain, test once, CV, export."""
     from datetime import datetime, timezone
@@ -491,7 +500,9 @@ def run(
 
     t_start = time.time()
     # the stream layout embeds exactly what the sequence layout does: they share its cache
-    items, labels, how = embed_tracks(root, n_aug, log=log, layout="windows" if layout == "windows" else "sequence")
+    items, labels, how = embed_tracks(root, n_aug, log=log, layout="windows" if layout == "windows" else "sequence",
+                                      level_db=level_db)
+    spec = MUSICNN_SPEC if level_db is None else replace(MUSICNN_SPEC, level_db=round(level_db, 2))
     n_labels = len(labels)
     backbone = load_backbone()
     # heads are tiny: one thread avoids the thread pool's waits when another process holds a core
@@ -570,8 +581,9 @@ def run(
             "training": {
                 "data": f"GTZAN subset ({Path(root).name}): {len(items)} clip versions", "split": how,
                 "recipe": f"musicnn (MSD) front/mid end frozen ({layout} layout); genre head trained on pooled features "
-                          f"of {n_aug} augmented copies per training clip; selected on valid; retrained on "
-                          "train+valid+extra for the selected epochs",
+                          f"of {n_aug} augmented copies per training clip"
+                          + (f", every version scaled to {level_db:.2f} dBFS gated level" if level_db is not None else "")
+                          + "; selected on valid; retrained on train+valid+extra for the selected epochs",
                 "pretrained": "musicnn 0.1.0 MSD_musicnn (PyPI wheel, ISC licence)",
                 "config": asdict(cfg), "augmented": use_aug, "epochs": best["best_epoch"], "seed": SEED,
                 "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "torch": torch.__version__,
@@ -590,7 +602,7 @@ def run(
         starts0 = gi_features.window_starts(len(x0), MUSICNN_SPEC)
         example = export_example(layout, x0, starts0)
         if export_to is not None:
-            info = ModelInfo(name, version, tuple(labels), features=MUSICNN_SPEC, temperature=temperature,
+            info = ModelInfo(name, version, tuple(labels), features=spec, temperature=temperature,
                              uncertain_below=uncertain_below, extra=extra, network=network)
             diff = write_checked(net, info, example, export_to)
             log(f"exported {export_to} (parity {diff:.2e})")
@@ -598,7 +610,7 @@ def run(
         if export_valid_to is not None:  # the selected model before the retrain: valid is held out from it
             training = {**extra["training"], "recipe": extra["training"]["recipe"].split("; retrained")[0]
                         + "; NOT retrained: the validation model, for scoring graph approximations on valid"}
-            info = ModelInfo(f"{name}-valid", version, tuple(labels), features=MUSICNN_SPEC, temperature=temperature,
+            info = ModelInfo(f"{name}-valid", version, tuple(labels), features=spec, temperature=temperature,
                              uncertain_below=uncertain_below, network=network,
                              extra={**extra, "training": training, "metrics": {"valid": valid_report["scores"]}})
             diff = write_checked(net_cls(backbone, head_sel).eval(), info, example, export_valid_to)
@@ -626,15 +638,23 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-test", action="store_true", help="do not read the test split")
     ap.add_argument("--head-from", type=Path, default=None,
                     help="reuse the head configuration selected by another run (its result.json) instead of searching")
+    ap.add_argument("--normalise", action="store_true",
+                    help="loudness normalisation: every clip version (and, at run time, every song) is scaled "
+                         "to the training clips' median gated level before the features")
     ap.add_argument("--layout", choices=["stream", "sequence", "windows"], default="stream",
                     help="stream (shipped): musicnn over stretches that hand their frame embeddings on, "
                          "windows pooled from them; sequence: one call over a whole stretch, windows pooled "
                          "from it; windows: musicnn on each 3-s window alone, as it was trained")
     a = ap.parse_args(argv)
     out = a.out or REPO_ROOT / "runs" / (time.strftime("%Y%m%d-%H%M%S") + "-transfer")
+    level_db = None
+    if a.normalise:
+        from .level import training_level_db
+
+        level_db, _ = training_level_db(a.data, MUSICNN_SPEC.sr)
     run(a.data, out, a.n_aug, a.trials, a.export, a.name, a.version, a.uncertain_below, not a.no_test,
         log=lambda m: print(m, flush=True), layout=a.layout, head_from=a.head_from,
-        export_valid_to=a.export_valid)
+        export_valid_to=a.export_valid, level_db=level_db)
     return 0
 
 
