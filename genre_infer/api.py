@@ -131,6 +131,8 @@ class Classifier:
         for block in blocks:
             if len(block) == 0:
                 continue
+            if not np.isfinite(block).all():  # arrays are checked on the way in; files here
+                raise AudioError("the audio holds non-finite samples (NaN or infinity)")
             peak = max(peak, float(np.max(np.abs(block - block.mean()))))  # a DC offset is not signal
             if gain != 1:
                 block = block * gain

@@ -79,16 +79,26 @@ def test_files_are_measured_once_kept_or_decoded_twice(levelled: Path, tmp_path:
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     import soundfile as sf
 
-    from genre_infer import api
+    from genre_infer import api, audio
 
     sr = 16000
     y = np.concatenate([tone(sr, 20.0, amp=0.05), noise(sr, 20.0, amp=0.01)])
     path = tmp_path / "song.wav"
     sf.write(path, y, sr)
+    decodes: list[str] = []
+    real = audio.stream
+
+    def spy(*args, **kwargs):  # type: ignore[no-untyped-def]
+        decodes.append(str(args[0]))
+        yield from real(*args, **kwargs)
+
+    monkeypatch.setattr(audio, "stream", spy)
     clf = load_model(levelled)
     kept = clf.classify(path)
+    assert len(decodes) == 1
     monkeypatch.setattr(api, "LEVEL_KEEP_S", 5.0)  # longer than this: streamed twice
     twice = clf.classify(path)
+    assert len(decodes) == 3
     from_array = clf.classify(y, sr=sr)
     np.testing.assert_allclose(kept.timeline_probabilities, twice.timeline_probabilities, atol=1e-6)
     np.testing.assert_allclose(kept.timeline_probabilities, from_array.timeline_probabilities, atol=1e-4)
@@ -101,3 +111,40 @@ def test_analyse_needs_the_level_of_a_stream(levelled: Path) -> None:
         clf.analyse(iter([y]))
     a, b = clf.analyse([y]), clf.analyse(iter([y]), level_db=gated_level_db(y, 16000))
     np.testing.assert_allclose(a.logits, b.logits, atol=1e-6)
+
+
+def test_short_signals_are_levelled_before_they_are_repeated(tmp_path: Path) -> None:
+    """A signal shorter than one window is repeated to fill it: the repeats are levelled too."""
+    spec = FeatureSpec(segment_frames=300, level_db=-20.0)  # 4.8-s windows
+    meta = ModelInfo("toy-level-long", "1.0", ("low", "high"), spec).to_metadata()
+    clf = load_model(build_toy_model(tmp_path / "long-window.onnx", metadata=meta, frames=300))
+    y = rhythm(16000, 2.0) * np.float32(0.5)
+    results = [clf.classify(y * np.float32(10 ** (db / 20)), sr=16000) for db in (0, -12, -24)]
+    for r in results[1:]:
+        np.testing.assert_allclose(r.probabilities, results[0].probabilities, atol=1e-4)
+
+
+def test_dc_offset_non_finite_and_near_silent_signals() -> None:
+    sr = 16000
+    music = rhythm(sr, 10.0) * np.float32(0.01)
+    assert gated_level_db(music + np.float32(0.1), sr) == pytest.approx(gated_level_db(music, sr), abs=0.01)
+    with_inf = music.copy()
+    with_inf[5000] = np.inf
+    assert np.isfinite(gated_level_db(with_inf, sr))
+    assert gain_to(float("nan"), -16.0) == 1.0
+    whisper = tone(sr, 10.0, amp=10 ** (-72 / 20))  # every block under the silence gate, yet not silent
+    level = gated_level_db(whisper, sr)
+    assert level is not None and level < -70
+    assert gain_to(level, -16.0) == pytest.approx(10 ** (LEVEL_MAX_BOOST_DB / 20))
+
+
+def test_a_file_with_an_infinite_sample_is_refused(levelled: Path, tmp_path: Path) -> None:
+    import soundfile as sf
+
+    from genre_infer.errors import AudioError
+
+    y = rhythm(16000, 8.0) * np.float32(0.5)
+    y[1000] = np.inf
+    sf.write(tmp_path / "inf.wav", y, 16000, subtype="FLOAT")
+    with pytest.raises(AudioError, match="non-finite"):
+        load_model(levelled).classify(tmp_path / "inf.wav")

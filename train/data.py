@@ -24,6 +24,7 @@ import numpy as np
 
 from genre_infer import audio as gi_audio
 from genre_infer import features as gi_features
+from genre_infer.loudness import LEVEL_METER, to_level
 from genre_infer.constants import AUDIO_EXTENSIONS
 from genre_infer.features import FeatureSpec
 
@@ -169,6 +170,8 @@ def feature_key(spec: FeatureSpec) -> str:
     d = raw_spec(spec).to_dict()
     for k in ("segment_frames", "window_hop_s", "mean", "std"):
         d.pop(k)
+    if "level_db" in d:  # normalised features also depend on how the level is measured
+        d["level_meter"] = LEVEL_METER
     return hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -199,7 +202,7 @@ def load_features(
     if f.is_file() and side.is_file():
         return np.load(f), int(json.loads(side.read_text())["n_samples"])
     y = gi_audio.load(path, spec.sr)
-    x = gi_features.compute(y, raw_spec(spec))
+    x = gi_features.compute(to_level(y, spec.sr, spec.level_db), raw_spec(spec))
     f.parent.mkdir(parents=True, exist_ok=True)
     tmp = f.with_suffix(f".{os.getpid()}.tmp.npy")
     np.save(tmp, x)
@@ -210,7 +213,8 @@ def load_features(
 
 def _tiled(path: Path, spec: FeatureSpec) -> np.ndarray:
     """Features of a track shorter than one window, repeated as the runtime does."""
-    return gi_features.compute(gi_features.fill_window(gi_audio.load(path, spec.sr), spec), raw_spec(spec))
+    y = to_level(gi_audio.load(path, spec.sr), spec.sr, spec.level_db)
+    return gi_features.compute(gi_features.fill_window(y, spec), raw_spec(spec))
 
 
 def _load_one(args: tuple[Path, FeatureSpec, Path]) -> tuple[np.ndarray, int]:

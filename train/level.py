@@ -22,7 +22,7 @@ import numpy as np
 
 from genre_infer import audio as gi_audio
 from genre_infer.loudness import gated_level_db
-from genre_infer.model import GenreModel, ModelInfo
+from genre_infer.model import LEVEL_FORMAT, GenreModel, ModelInfo
 
 from .constants import REPO_ROOT
 from .data import assign_splits, discover
@@ -52,7 +52,7 @@ def with_level(src: Path, out: Path, level_db: float, version: str | None, note:
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}}
     if version:
         meta["version"] = version
-    meta["format_version"] = 4
+    meta["format_version"] = max(int(meta["format_version"]), LEVEL_FORMAT)
     new = ModelInfo.from_metadata(meta)
     tmp = out.with_name(f".{out.name}.level")
     shutil.copyfile(src, tmp)

@@ -32,6 +32,7 @@ import numpy as np
 from genre_infer import audio as gi_audio
 from genre_infer import features as gi_features
 from genre_infer.constants import METADATA_KEY
+from genre_infer.loudness import to_level
 from genre_infer.model import GenreModel, ModelInfo
 
 from .data import assign_splits, discover
@@ -76,7 +77,8 @@ def calibration_feeds(model: GenreModel, data: Path, n_clips: int = CALIB_CLIPS,
         raise RuntimeError(f"{data}: no training clips to calibrate on")
     feeds = []
     for i in rng.choice(len(train), min(n_clips, len(train)), replace=False):
-        x = gi_features.compute(gi_audio.load(train[i].path, spec.sr), spec).astype(np.float32)
+        y = to_level(gi_audio.load(train[i].path, spec.sr), spec.sr, spec.level_db)  # as the runtime hears it
+        x = gi_features.compute(y, spec).astype(np.float32)
         lo = int(rng.integers(0, max(1, len(x) - CALIB_FRAMES)))
         x = x[lo : lo + CALIB_FRAMES]
         starts = gi_features.window_starts(len(x), spec).astype(np.int64)

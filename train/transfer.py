@@ -32,7 +32,7 @@ from torch import nn
 from genre_infer import audio as gi_audio
 from genre_infer import features as gi_features
 from genre_infer.features import FeatureSpec
-from genre_infer.loudness import gain_to, gated_level_db
+from genre_infer.loudness import LEVEL_METER, to_level
 
 from .audio_augment import random_chain
 from .constants import REPO_ROOT, SEED
@@ -126,7 +126,7 @@ def version_audio(y: np.ndarray, track: Track, version: int, seed: int = SEED, s
 
 
 def _cache_path(track: Track, version: int, seed: int, layout: str = "windows", level_db: float | None = None) -> Path:
-    level = "" if level_db is None else f"|level{level_db:.2f}"
+    level = "" if level_db is None else f"|level{level_db:.2f}|{LEVEL_METER}"
     key = hashlib.sha1(f"{track.path}|{track.path.stat().st_size}|{version}|{seed}{level}".encode()).hexdigest()[:16]
     folder = EMBED_DIR if layout == "windows" else EMBED_DIR.with_name(f"embeddings-{layout}")
     return folder / f"{track.path.stem}-{version}-{key}.npz"
@@ -173,8 +173,7 @@ def embed_tracks(
                 if y is None:
                     y = gi_audio.load(track.path, MUSICNN_SPEC.sr)
                 yv = version_audio(y, track, v, seed, strength)
-                if level_db is not None:
-                    yv = yv * np.float32(gain_to(gated_level_db(yv, MUSICNN_SPEC.sr), level_db))
+                yv = to_level(yv, MUSICNN_SPEC.sr, level_db)
                 pooled, starts_s = (pooled_sequence(live, yv) if layout == "sequence" else pooled_windows(net, yv))
                 n_samples = len(yv)
                 path.parent.mkdir(parents=True, exist_ok=True)
@@ -651,7 +650,7 @@ def main(argv: list[str] | None = None) -> int:
     if a.normalise:
         from .level import training_level_db
 
-        level_db, _ = training_level_db(a.data, MUSICNN_SPEC.sr)
+        level_db = round(training_level_db(a.data, MUSICNN_SPEC.sr)[0], 2)  # as the metadata stores it
     run(a.data, out, a.n_aug, a.trials, a.export, a.name, a.version, a.uncertain_below, not a.no_test,
         log=lambda m: print(m, flush=True), layout=a.layout, head_from=a.head_from,
         export_valid_to=a.export_valid, level_db=level_db)
