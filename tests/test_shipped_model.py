@@ -55,3 +55,17 @@ def test_metrics_file_describes_the_shipped_file() -> None:
     info = load_model(model, device="cpu").model.info
     assert (doc["model"]["name"], doc["model"]["version"]) == (info.name, info.version)
     assert doc["metrics"]["test"] == info.extra["metrics"]["test"]
+
+
+def test_shipped_model_hears_every_level_alike(clf) -> None:  # type: ignore[no-untyped-def]
+    """1.4.0's loudness normalisation: a song 18 dB quieter reads the same, second by second
+    (1.3.0 lost a third of its validation accuracy at -12 dB)."""
+    import numpy as np
+
+    from genre_infer import audio
+
+    path, _ = _clips("valid")[0]
+    y = audio.load(path, 22050)
+    loud = clf.classify(y, sr=22050)
+    quiet = clf.classify(y * np.float32(10 ** (-18 / 20)), sr=22050)
+    np.testing.assert_allclose(quiet.timeline_probabilities, loud.timeline_probabilities, atol=1e-3)
