@@ -16,7 +16,7 @@ from .constants import (
 )
 from .errors import AudioError, DecodeError, SilentError, TooShortError
 from .inference import make_runner
-from .loudness import LevelMeter, gain_to, gated_level_db
+from .loudness import LevelMeter, gain_to
 from .model import Device, GenreModel
 from .result import UNCERTAIN, Result, Section
 
@@ -71,7 +71,8 @@ class Classifier:
 
     def _blocks(self, audio: AudioInput, sr: int | None) -> tuple[Iterable[np.ndarray], float | None]:
         """Mono float32 blocks at the model's rate from a path (streamed) or an array, and
-        the signal's gated level when the model normalises loudness (else ``None``).
+        a file's gated level when the model normalises loudness (else ``None``: an array
+        comes as a list, which :meth:`analyse` measures itself).
 
         The level needs the whole signal first: a file up to ``LEVEL_KEEP_S`` long is
         decoded once and its blocks kept meanwhile; a longer one is decoded twice.
@@ -81,8 +82,7 @@ class Classifier:
         if isinstance(audio, np.ndarray):
             if sr is None:
                 raise AudioError("a numpy array needs its sample rate: classify(y, sr=...)")
-            y = audio_mod.from_array(audio, sr, target)
-            return [y], (gated_level_db(y, target) if normalise else None)
+            return [audio_mod.from_array(audio, sr, target)], None
         if not isinstance(audio, (str, os.PathLike)):
             raise AudioError(f"expected a file path or a numpy array, got {type(audio).__name__}")
         if not normalise:

@@ -71,11 +71,11 @@ BATCH_SIZE = 4
 SEQUENCE_CHUNK_FRAMES = 512
 
 #: Loudness normalisation (models whose features set ``level_db``): the signal's gated RMS
-#: level is measured over blocks of LEVEL_BLOCK_S seconds, ignoring blocks below
-#: LEVEL_ABS_GATE_DB (silence) and blocks more than LEVEL_REL_GATE_DB below the mean of the
-#: rest (R128-style; R128 itself gates at -10 LU over overlapping K-weighted blocks; each block's
-#: DC is removed here), and the signal is scaled to the model's
-#: level, by at most LEVEL_MAX_BOOST_DB up and LEVEL_MAX_CUT_DB down.
+#: level is measured over blocks of LEVEL_BLOCK_S seconds (each block's DC removed), ignoring
+#: blocks below LEVEL_ABS_GATE_DB (silence) and blocks more than LEVEL_REL_GATE_DB below the
+#: mean of the rest (R128-style; R128 itself gates at -10 LU over overlapping K-weighted
+#: blocks), and the signal is scaled to the model's level, by at most LEVEL_MAX_BOOST_DB up
+#: and LEVEL_MAX_CUT_DB down.
 LEVEL_BLOCK_S = 0.4
 LEVEL_ABS_GATE_DB = -70.0
 LEVEL_REL_GATE_DB = -20.0

@@ -197,3 +197,17 @@ def test_finetune_training_crops_equal_the_whole_clip_pass() -> None:
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     assert trainable == {f"net.mid{i}.conv.{w}" for i in (1, 2, 3) for w in ("weight", "bias")} | {
         "head.out.weight", "head.out.bias"}
+
+
+def test_level_copies_a_model_with_loudness_normalisation(tmp_path: Path) -> None:
+    from conftest import build_toy_model
+    from genre_infer import load_model
+    from train.level import with_level
+
+    src = build_toy_model(tmp_path / "toy.onnx")
+    out = tmp_path / "toy-level.onnx"
+    info = with_level(src, out, -17.234, "2.0", "test")
+    assert info.features.level_db == -17.23 and info.version == "2.0"
+    copy = load_model(out).model.info
+    assert copy.features.level_db == -17.23 and copy.extra["training"]["loudness"]["note"] == "test"
+    assert load_model(src).model.info.features.level_db is None  # the source is untouched

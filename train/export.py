@@ -102,8 +102,9 @@ def onnx_export(net: nn.Module, spec: FeatureSpec, path: Path, sequence: bool = 
         )
 
 
-def write_metadata(path: Path, info: ModelInfo) -> None:
-    """Store ``info`` as the model's single genre-infer ``metadata_props`` entry."""
+def write_metadata(path: Path, info: ModelInfo, out: Path | None = None) -> None:
+    """Store ``info`` as the model's single genre-infer ``metadata_props`` entry, in ``path``
+    itself or in a copy at ``out``."""
     import onnx
 
     model = onnx.load(str(path))
@@ -114,12 +115,12 @@ def write_metadata(path: Path, info: ModelInfo) -> None:
     prop.key = METADATA_KEY
     prop.value = json.dumps(info.to_metadata())
     onnx.checker.check_model(model)
-    tmp = path.with_name(f".{path.name}.metadata")  # replaced in one step: a model file is never half-written
+    target = out or path
+    tmp = target.with_name(f".{target.name}.metadata")  # replaced in one step: a model file is never half-written
     try:
         onnx.save(model, str(tmp))
-        if path.exists():
-            os.chmod(tmp, path.stat().st_mode & 0o777)
-        os.replace(tmp, path)
+        os.chmod(tmp, (target if target.exists() else path).stat().st_mode & 0o777)
+        os.replace(tmp, target)
     finally:
         if tmp.exists():
             tmp.unlink()

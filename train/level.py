@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -53,16 +52,8 @@ def with_level(src: Path, out: Path, level_db: float, version: str | None, note:
     if version:
         meta["version"] = version
     meta["format_version"] = max(int(meta["format_version"]), LEVEL_FORMAT)
-    new = ModelInfo.from_metadata(meta)
-    tmp = out.with_name(f".{out.name}.level")
-    shutil.copyfile(src, tmp)
-    try:
-        write_metadata(tmp, new)
-        GenreModel(tmp, device="cpu")  # reads back
-        tmp.replace(out)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    new = ModelInfo.from_metadata(meta)  # validated before anything is written
+    write_metadata(src, new, out)
     return new
 
 
