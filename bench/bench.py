@@ -3,6 +3,7 @@
     python bench/bench.py                 # everything (makes its inputs once in bench/.cache)
     python bench/bench.py --quick         # skip the 1 h / 3 h memory runs and use 40 songs
     python bench/bench.py --model PATH    # another model
+    python bench/bench.py --device cuda   # the network on the GPU (needs onnxruntime-gpu)
 
 Prints a table and writes bench/results.json. Inputs are synthetic (a drum
 pattern over chords, stereo 44.1 kHz mp3) so anyone can rerun it; the speed of
@@ -82,13 +83,13 @@ def timed(fn, repeat: int = 3) -> float:  # type: ignore[no-untyped-def]
     return statistics.median(times)
 
 
-def stages(model: str | None, song: Path) -> dict[str, float]:
-    """Per-stage warm times on one thread, and the whole pipeline."""
+def stages(model: str | None, song: Path, device: str = "cpu") -> dict[str, float]:
+    """Per-stage warm times on one thread (the network on ``device``), and the whole pipeline."""
     import soundfile as sf
 
     from genre_infer import audio, features, load_model
 
-    clf = load_model(model, device="cpu", threads=1)
+    clf = load_model(model, device=device, threads=1)  # type: ignore[arg-type]
     spec = clf.model.features
     y, sr = sf.read(song, dtype="float32", always_2d=True)
     mono = audio.to_mono(y.T)
@@ -149,19 +150,20 @@ def naive(model: str | None, song: Path) -> dict[str, float]:
     return {"total_s": timed(run, repeat=1)}
 
 
-def cold_start(model: str | None, song: Path) -> float:
-    """Median wall time of `genre-infer song.mp3` as a fresh process."""
-    cmd = [sys.executable, "-m", "genre_infer", str(song), "-q"] + (["--model", model] if model else [])
+def cold_start(model: str | None, song: Path, device: str = "cpu") -> float:
+    """Median wall time of `genre-infer song.mp3 --device DEVICE` as a fresh process."""
+    cmd = [sys.executable, "-m", "genre_infer", str(song), "-q", "--device", device] + (
+        ["--model", model] if model else [])
     subprocess.run(cmd, check=True, capture_output=True, cwd=ROOT)  # page cache warm
     return timed(lambda: subprocess.run(cmd, check=True, capture_output=True, cwd=ROOT), repeat=3)
 
 
-def peak_rss_mb(model: str | None, song: Path) -> float:
+def peak_rss_mb(model: str | None, song: Path, device: str = "cpu") -> float:
     """Peak resident memory of a fresh process classifying ``song``."""
     # VmHWM is the child's own peak; ru_maxrss would include the fork of this (larger) process
     code = (
         "import resource; from genre_infer import load_model; "
-        f"load_model({model!r}, device='cpu').classify({str(song)!r}); "
+        f"load_model({model!r}, device={device!r}).classify({str(song)!r}); "
         "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')]; "
         "print(hwm[0].split()[1] if hwm else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
     )
@@ -169,9 +171,9 @@ def peak_rss_mb(model: str | None, song: Path) -> float:
     return int(out.stdout.strip()) / 1024.0
 
 
-def batch(model: str | None, folder: Path, jobs: int, threads: int | None = None) -> float:
-    """Wall time of `genre-infer FOLDER --jobs N [--threads T]` writing JSONL."""
-    cmd = [sys.executable, "-m", "genre_infer", str(folder), "-q", "-f", "jsonl", "-j", str(jobs),
+def batch(model: str | None, folder: Path, jobs: int | str, threads: int | None = None, device: str = "cpu") -> float:
+    """Wall time of `genre-infer FOLDER --jobs N [--threads T] --device DEVICE` writing JSONL."""
+    cmd = [sys.executable, "-m", "genre_infer", str(folder), "-q", "-f", "jsonl", "-j", str(jobs), "--device", device,
            "-o", str(CACHE / f"batch-{jobs}.jsonl")] + (["--model", model] if model else []) + (
            ["--threads", str(threads)] if threads else [])
     t = time.perf_counter()
@@ -195,40 +197,63 @@ def model_size(model: str | None) -> dict[str, float]:
     return out
 
 
+def machine(device: str) -> str:
+    """The machine in words: architecture, cores, python, and the GPU when the network runs on one."""
+    text = f"{platform.machine()}, {os.cpu_count()} cores, python {platform.python_version()}"
+    if device == "cuda":
+        try:
+            out = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
+                                 capture_output=True, text=True, check=True)
+            text += f", {out.stdout.strip().splitlines()[0]}"
+        except (OSError, subprocess.CalledProcessError, IndexError):
+            text += ", CUDA"
+    import onnxruntime as ort
+
+    return text + f", onnxruntime {ort.__version__}"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default=None, help="model name or .onnx path (default: the shipped one)")
     ap.add_argument("--quick", action="store_true", help="skip 1 h/3 h files; 40 songs for the batch run")
     ap.add_argument("--json", default=str(HERE / "results.json"), help="where to write the figures")
+    ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
+                    help="where the network runs (decoding and features stay on the CPU; the naive "
+                         "implementation always runs on the CPU)")
+    ap.add_argument("--jobs", default="1,2", help="worker counts for the batch run, comma-separated (or auto)")
+    ap.add_argument("--songs", type=int, help="songs in the batch run (default 200, 40 with --quick)")
     args = ap.parse_args()
+    dev = args.device
+    jobs = args.jobs.split(",")
 
     song = make_mp3(CACHE / "song-4min.mp3", 240.0)
-    res: dict[str, object] = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, python {platform.python_version()}"}
+    res: dict[str, object] = {"machine": machine(dev), "device": dev}
     res["model"] = model_size(args.model)
-    res["stages"] = stages(args.model, song)
+    res["stages"] = stages(args.model, song, dev)
     res["naive"] = naive(args.model, song)
-    res["cold_start_s"] = cold_start(args.model, song)
+    res["cold_start_s"] = cold_start(args.model, song, dev)
 
     lengths = [180.0] if args.quick else [180.0, 3600.0, 3 * 3600.0]
     res["peak_rss_mb"] = {
-        f"{int(s // 60)} min": peak_rss_mb(args.model, make_mp3(CACHE / f"long-{int(s)}s.mp3", s, seed=1))
+        f"{int(s // 60)} min": peak_rss_mb(args.model, make_mp3(CACHE / f"long-{int(s)}s.mp3", s, seed=1), dev)
         for s in lengths
     }
-    n_songs = 40 if args.quick else 200
+    n_songs = args.songs or (40 if args.quick else 200)
     folder = CACHE / f"batch{n_songs}"
     if not folder.exists():
         folder.mkdir(parents=True)
         src = make_mp3(CACHE / "song-30s.mp3", 30.0, seed=2)
         for i in range(n_songs):
             os.link(src, folder / f"song{i:03d}.mp3")
-    res["batch"] = {"songs": n_songs, **{f"jobs{j}_s": batch(args.model, folder, j) for j in (1, 2)},
-                    "jobs1_threads1_s": batch(args.model, folder, 1, threads=1)}
+    res["batch"] = {"songs": n_songs, **{f"jobs{j}_s": batch(args.model, folder, j, device=dev) for j in jobs}}
+    if dev == "cpu" and "1" in jobs:
+        res["batch"]["jobs1_threads1_s"] = batch(args.model, folder, 1, threads=1)  # type: ignore[index]
 
     st = res["stages"]
     assert isinstance(st, dict)
     rows = [
         ("model size", f"{res['model']['size_mb']:.2f} MB, {res['model'].get('parameters', float('nan')):,.0f} parameters"),  # type: ignore[index]
-        ("4-min stereo mp3, warm, 1 thread", f"{st['total_s']:.3f} s ({st['realtime_x']:.0f}x real time)"),
+        (f"4-min stereo mp3, warm, 1 thread{', network on ' + dev if dev != 'cpu' else ''}", f"{st['total_s']:.3f} s ({st['realtime_x']:.0f}x real time)"),
         ("  decode / resample / features / network",
          f"{st['decode_s']:.3f} / {st['resample_s']:.3f} / {st['features_s']:.3f} / {st['network_s']:.3f} s "
          f"({st['windows']:.0f} windows)"),
@@ -236,14 +261,18 @@ def main() -> None:
          f"({res['naive']['total_s'] / st['total_s']:.1f}x slower)"),  # type: ignore[index]
         ("cold start `genre-infer song.mp3`", f"{res['cold_start_s']:.2f} s"),
         *((f"peak RSS, {k}", f"{v:.0f} MB") for k, v in res["peak_rss_mb"].items()),  # type: ignore[union-attr]
-        (f"batch of {n_songs} 30-s songs, --jobs 1 / 2",
-         f"{res['batch']['jobs1_s']:.1f} / {res['batch']['jobs2_s']:.1f} s "  # type: ignore[index]
-         f"({res['batch']['jobs1_s'] / res['batch']['jobs2_s']:.2f}x; --jobs 1 already runs the network "
-         "on every core)"),
-        (f"batch of {n_songs}, --jobs 1 --threads 1 / --jobs 2",
-         f"{res['batch']['jobs1_threads1_s']:.1f} / {res['batch']['jobs2_s']:.1f} s "  # type: ignore[index]
-         f"({res['batch']['jobs1_threads1_s'] / res['batch']['jobs2_s']:.2f}x)"),  # type: ignore[index]
     ]
+    b = res["batch"]
+    assert isinstance(b, dict)
+    base = b.get(f"jobs{jobs[0]}_s")
+    for j in jobs:
+        t = b[f"jobs{j}_s"]
+        rows.append((f"batch of {n_songs} 30-s songs, --jobs {j}",
+                     f"{t:.1f} s ({n_songs / t:.1f} songs/s" + (f", {base / t:.2f}x --jobs {jobs[0]})" if j != jobs[0] else ")")))
+    if "jobs1_threads1_s" in b and "2" in jobs:
+        rows.append((f"batch of {n_songs}, --jobs 1 --threads 1 / --jobs 2",
+                     f"{b['jobs1_threads1_s']:.1f} / {b['jobs2_s']:.1f} s ({b['jobs1_threads1_s'] / b['jobs2_s']:.2f}x; "
+                     "--jobs 1 alone already runs the network on every core)"))
     width = max(len(r[0]) for r in rows)
     print(f"genre-infer benchmark ({res['machine']})")
     for k, v in rows:

@@ -213,10 +213,13 @@ def test_jobs_auto_is_one_per_core_for_a_batch(monkeypatch: pytest.MonkeyPatch) 
     assert cli.job_count("auto", 2 * per, cpu) == 2  # each worker pays for its start: a few files each at least
     assert cli.job_count("auto", per - 1, cpu) == cli.job_count("auto", 1, cpu) == 1
     assert cli.job_count("auto", 1000, cpu, threads=2) == 2  # workers x threads stay within the cores
-    assert cli.job_count("auto", 1000, ["CUDAExecutionProvider", *cpu]) == 1  # the GPU serves one process
+    cuda = ["CUDAExecutionProvider", *cpu]
+    assert cli.job_count("auto", 1000, cuda) == min(4, cli.MAX_CUDA_AUTO_JOBS)  # workers share the GPU
+    assert cli.job_count("auto", per - 1, cuda) == 1
     assert cli.job_count("3", 1, cpu) == 3
     monkeypatch.setattr(cli, "_usable_cores", lambda: 64)
     assert cli.job_count("auto", 1000, cpu) == cli.MAX_AUTO_JOBS
+    assert cli.job_count("auto", 1000, cuda) == cli.MAX_CUDA_AUTO_JOBS
 
 
 def test_a_worker_that_dies_fails_its_file_and_the_batch_goes_on() -> None:

@@ -84,3 +84,54 @@ def test_cuda_request_without_cuda_is_a_clear_error(toy_model: Path) -> None:
 
     with pytest.raises(GenreInferError, match="CUDA"):
         load_model(toy_model, device="cuda")
+
+
+def test_cuda_gives_the_cpu_timeline() -> None:
+    """With onnxruntime-gpu and a GPU, ``auto`` picks CUDA and the shipped model reads a song as on the CPU."""
+    import numpy as np
+    import onnxruntime as ort
+
+    from signals import rhythm
+
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        pytest.skip("no CUDA provider (onnxruntime-gpu and an NVIDIA GPU)")
+    y = rhythm(22050, 75.0)  # several stream calls, and a partial last second
+    gpu = load_model(device="auto")
+    assert gpu.model.providers[0] == "CUDAExecutionProvider"
+    options = gpu.model.session.get_provider_options()["CUDAExecutionProvider"]
+    assert options["cudnn_conv_algo_search"] == "HEURISTIC" and options["use_tf32"] == "0"
+    cpu = load_model(device="cpu")
+    a, b = gpu.classify(y, sr=22050), cpu.classify(y, sr=22050)
+    assert a.timeline_probabilities.shape == b.timeline_probabilities.shape == (75, len(cpu.labels))
+    # cuDNN's convolution algorithms sum in another order than the CPU's: close, not bitwise equal
+    np.testing.assert_allclose(a.timeline_probabilities, b.timeline_probabilities, atol=1e-4)
+    assert a.genre == b.genre
+
+
+def test_cuda_providers_carry_the_heuristic_search(monkeypatch: pytest.MonkeyPatch) -> None:
+    import onnxruntime as ort
+
+    from genre_infer.model import CUDA_OPTIONS, select_providers
+
+    monkeypatch.setattr(ort, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    want = [("CUDAExecutionProvider", CUDA_OPTIONS), "CPUExecutionProvider"]
+    assert select_providers("auto") == select_providers("cuda") == want
+    assert CUDA_OPTIONS == {"cudnn_conv_algo_search": "HEURISTIC", "use_tf32": "0"}
+    assert select_providers("cpu") == ["CPUExecutionProvider"]
+
+
+def test_a_cuda_provider_that_cannot_start(toy_model: Path, monkeypatch: pytest.MonkeyPatch,
+                                           capfd: pytest.CaptureFixture[str]) -> None:
+    """onnxruntime-gpu without its CUDA libraries lists CUDA but starts on the CPU: ``cuda`` says
+    so in one line, ``auto`` runs on the CPU, and nothing lands on stdout (it carries results)."""
+    import onnxruntime as ort
+
+    from genre_infer import GenreInferError
+
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        pytest.skip("this machine has CUDA")
+    monkeypatch.setattr(ort, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    with pytest.raises(GenreInferError, match="could not start it"):
+        load_model(toy_model, device="cuda")
+    assert load_model(toy_model, device="auto").model.providers == ["CPUExecutionProvider"]
+    assert capfd.readouterr().out == ""

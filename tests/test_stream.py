@@ -1,4 +1,9 @@
-"""Stream networks: consecutive stretches hand their frame embeddings on, so no frame is embedded twice."""
+"""Stream networks: consecutive stretches hand their frame embeddings on, so no frame is embedded twice.
+
+The models run on the CPU here: these tests compare stretches with the whole to 1e-5, and cuDNN
+may pick a different convolution algorithm for every input length (about 1e-4 apart on an H100;
+``test_model.test_cuda_gives_the_cpu_timeline`` checks the CUDA path).
+"""
 
 from __future__ import annotations
 
@@ -58,7 +63,7 @@ def _chunked(model: GenreModel, y: np.ndarray, chunk_frames: int, block: int) ->
 
 @pytest.mark.parametrize("chunk_frames,block", [(16, 1000), (64, 1000), (200, 4321), (2048, 16000)])
 def test_stretches_equal_one_call_over_the_whole(toy_stream_model: Path, chunk_frames: int, block: int) -> None:
-    model = GenreModel(toy_stream_model)
+    model = GenreModel(toy_stream_model, device="cpu")
     y = from_array(_signal(), SR, model.features.sr)
     ref, ref_starts = _whole(model, y)
     got, starts = _chunked(model, y, chunk_frames, block)
@@ -70,7 +75,7 @@ def test_stream_and_sequence_twins_agree(toy_stream_model: Path, toy_sequence_mo
     y = from_array(_signal(), SR, 16000)
     out = []
     for path, cls in ((toy_sequence_model, SequenceRunner), (toy_stream_model, StreamRunner)):
-        model = GenreModel(path)
+        model = GenreModel(path, device="cpu")
         runner = make_runner(model)
         assert isinstance(runner, cls)
         runner.push(feat.compute(y, model.features))
@@ -80,7 +85,7 @@ def test_stream_and_sequence_twins_agree(toy_stream_model: Path, toy_sequence_mo
 
 
 def test_too_little_context_is_detected(tmp_path: Path) -> None:
-    model = GenreModel(build_toy_stream_model(tmp_path / "no-context.onnx", context_frames=0))
+    model = GenreModel(build_toy_stream_model(tmp_path / "no-context.onnx", context_frames=0), device="cpu")
     y = from_array(_signal(), SR, model.features.sr)
     ref, _ = _whole(model, y)
     got, _ = _chunked(model, y, 64, 5000)
@@ -119,7 +124,7 @@ def test_stream_metadata_and_refusals(toy_stream_model: Path, tmp_path: Path) ->
 def test_any_length_and_stretch_equals_one_call(toy_stream_model: Path, seconds: float, chunk_frames: int) -> None:
     """Short signals (one window, or one window and a few frames) and stretches shorter than a
     window hop (calls that complete no window) give the one-call result too."""
-    model = GenreModel(toy_stream_model)
+    model = GenreModel(toy_stream_model, device="cpu")
     rng = np.random.default_rng(int(seconds * 1000) + chunk_frames)
     y = (0.3 * rng.standard_normal(int(seconds * model.features.sr))).astype(np.float32)
     x = feat.compute(y, model.features)
@@ -136,7 +141,7 @@ def test_any_length_and_stretch_equals_one_call(toy_stream_model: Path, seconds:
 @pytest.mark.parametrize("n_frames,chunk_frames", [(128, 64), (200, 100), (1000, 64)])
 def test_no_context_keeps_the_end_aligned_window(tmp_path: Path, n_frames: int, chunk_frames: int) -> None:
     """A stream network may declare no context; the window aligned to the end is still pooled."""
-    model = GenreModel(build_toy_stream_model(tmp_path / "ctx0.onnx", context_frames=0))
+    model = GenreModel(build_toy_stream_model(tmp_path / "ctx0.onnx", context_frames=0), device="cpu")
     x = np.random.default_rng(n_frames).standard_normal((n_frames, model.features.n_bands)).astype(np.float32)
     runner = StreamRunner(model, chunk_frames)
     for i in range(0, n_frames, chunk_frames):
@@ -148,7 +153,7 @@ def test_no_context_keeps_the_end_aligned_window(tmp_path: Path, n_frames: int, 
 def test_one_long_push_keeps_memory_bounded(toy_stream_model: Path) -> None:
     """An array handed over whole (the API's case) is embedded stretch by stretch, and no call
     gets more past rows than one window needs."""
-    model = GenreModel(toy_stream_model)
+    model = GenreModel(toy_stream_model, device="cpu")
     x = np.random.default_rng(3).standard_normal((20000, model.features.n_bands)).astype(np.float32)
     runner, pasts = StreamRunner(model, 256), []
     real = model.stream_logits
