@@ -182,7 +182,8 @@ class Classifier:
             raise AudioError(f"sample values far outside [-1, 1] (peak {a.peak:.3g}): not audio scaled as files are")
         info = self.model.info
         steps, song = tl.timeline_from_logits(
-            a.logits, a.starts_s, spec.segment_s, duration, TIMELINE_STEP_S, info.temperature
+            a.logits, a.starts_s, spec.segment_s, duration, TIMELINE_STEP_S, info.temperature,
+            *info.smoothing_args,
         )
         sections = tuple(
             Section(lo, hi, UNCERTAIN if conf < info.uncertain_below else info.labels[i], conf)

@@ -14,8 +14,9 @@ METADATA_KEY = "genre_infer"
 #: A model whose ``format_version`` is newer than this is refused.
 #: 1: windowed networks; 2: adds fully convolutional "sequence" networks; 3: adds "stream"
 #: networks (sequence networks that hand their frame embeddings on to the next call);
-#: 4: adds loudness normalisation (``features.level_db``).
-METADATA_FORMAT_VERSION = 4
+#: 4: adds loudness normalisation (``features.level_db``); 5: adds smoothing of the timeline
+#: (``timeline``).
+METADATA_FORMAT_VERSION = 5
 
 #: Version of the JSON/JSONL/CSV output schema (``schema_version`` field).
 OUTPUT_SCHEMA_VERSION = 1

@@ -52,7 +52,8 @@ from .errors import GenreInferError, ModelError
 from .features import FeatureSpec
 
 __all__ = [
-    "ModelInfo", "NetworkSpec", "GenreModel", "resolve_model_path", "available_models", "select_providers",
+    "ModelInfo", "NetworkSpec", "TimelineSpec", "GenreModel", "resolve_model_path", "available_models",
+    "select_providers",
 ]
 
 Device = Literal["auto", "cpu", "cuda"]
@@ -62,6 +63,8 @@ Layout = Literal["windows", "sequence", "stream"]
 LAYOUT_FORMAT = {"windows": 1, "sequence": 2, "stream": 3}
 #: Metadata format that introduced ``features.level_db`` (loudness normalisation).
 LEVEL_FORMAT = 4
+#: Metadata format that introduced ``timeline`` (smoothing of the per-second probabilities).
+TIMELINE_FORMAT = 5
 
 #: Input names of a ``stream`` network, in this order.
 STREAM_INPUTS = ("features", "keep", "past", "starts")
@@ -108,6 +111,41 @@ class NetworkSpec:
 
 
 @dataclass(frozen=True)
+class TimelineSpec:
+    """How the per-second probabilities are smoothed over time (:func:`genre_infer.timeline.sticky_smooth`).
+
+    Attributes
+    ----------
+    switch_prob : float
+        Probability, per second, that the genre changes: the sticky hidden Markov model's
+        transition probability (spread evenly over the other genres).
+    temperature : float
+        Temperature applied to the smoothed probabilities, which calibrates them again.
+    method : str
+        ``"sticky-hmm"``, the only method so far.
+    """
+
+    switch_prob: float
+    temperature: float = 1.0
+    method: str = "sticky-hmm"
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TimelineSpec:
+        """Parse the ``timeline`` metadata entry; raise ``ValueError`` when it is inconsistent."""
+        unknown = set(d) - {"method", "switch_prob", "temperature"}
+        if unknown:
+            raise ValueError(f"unknown timeline parameters: {sorted(unknown)}")
+        spec = cls(float(d["switch_prob"]), float(d.get("temperature", 1.0)), str(d.get("method", "sticky-hmm")))
+        if spec.method != "sticky-hmm":
+            raise ValueError(f"unknown timeline smoothing {spec.method!r}")
+        if not 0.0 < spec.switch_prob < 1.0:
+            raise ValueError("timeline switch_prob must lie between 0 and 1")
+        if not spec.temperature > 0.0:
+            raise ValueError("timeline temperature must be positive")
+        return spec
+
+
+@dataclass(frozen=True)
 class ModelInfo:
     """What a model's metadata says about it.
 
@@ -127,6 +165,8 @@ class ModelInfo:
         The rest of the metadata (training recipe, metrics) as stored.
     network : NetworkSpec
         Layout of the network's input and output.
+    timeline : TimelineSpec or None
+        Smoothing of the per-second probabilities (``None``: none).
     """
 
     name: str
@@ -137,6 +177,7 @@ class ModelInfo:
     uncertain_below: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
     network: NetworkSpec = NetworkSpec()
+    timeline: TimelineSpec | None = None
 
     @classmethod
     def from_metadata(cls, meta: dict[str, Any]) -> ModelInfo:
@@ -161,6 +202,7 @@ class ModelInfo:
                 uncertain_below=float(meta.get("uncertain_below", 0.0)),
                 extra={k: v for k, v in meta.items() if k not in _CORE_KEYS},
                 network=NetworkSpec.from_dict(dict(meta.get("network", {}))),
+                timeline=TimelineSpec.from_dict(dict(meta["timeline"])) if "timeline" in meta else None,
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ModelError(f"invalid genre-infer metadata ({exc})") from None
@@ -173,7 +215,15 @@ class ModelInfo:
             raise ModelError(f"the {info.network.layout} layout needs metadata format {need}")
         if spec.level_db is not None and version < LEVEL_FORMAT:
             raise ModelError(f"loudness normalisation (features.level_db) needs metadata format {LEVEL_FORMAT}")
+        if info.timeline is not None and version < TIMELINE_FORMAT:
+            raise ModelError(f"timeline smoothing needs metadata format {TIMELINE_FORMAT}")
         return info
+
+    @property
+    def smoothing_args(self) -> tuple[float, float]:
+        """``(switch_prob, smoothed_temperature)`` for :func:`genre_infer.timeline.timeline_from_logits`
+        (``(0.0, 1.0)``: no smoothing)."""
+        return (self.timeline.switch_prob, self.timeline.temperature) if self.timeline else (0.0, 1.0)
 
     def to_metadata(self) -> dict[str, Any]:
         """The JSON document to store in an ONNX file (inverse of :meth:`from_metadata`)."""
@@ -181,7 +231,8 @@ class ModelInfo:
         return {
             # the oldest format that can describe it
             "format_version": max(LAYOUT_FORMAT[self.network.layout],
-                                  LEVEL_FORMAT if self.features.level_db is not None else 1),
+                                  LEVEL_FORMAT if self.features.level_db is not None else 1,
+                                  TIMELINE_FORMAT if self.timeline is not None else 1),
             "name": self.name,
             "version": self.version,
             "labels": list(self.labels),
@@ -189,11 +240,13 @@ class ModelInfo:
             "temperature": self.temperature,
             "uncertain_below": self.uncertain_below,
             **({"network": asdict(self.network)} if seq else {}),
+            **({"timeline": asdict(self.timeline)} if self.timeline is not None else {}),
             **self.extra,
         }
 
 
-_CORE_KEYS = {"format_version", "name", "version", "labels", "features", "temperature", "uncertain_below", "network"}
+_CORE_KEYS = {"format_version", "name", "version", "labels", "features", "temperature", "uncertain_below", "network",
+              "timeline"}
 
 
 def available_models() -> dict[str, Path]:

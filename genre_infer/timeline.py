@@ -8,6 +8,12 @@ time-weighted mean of the seconds' probabilities: each genre's share of the
 song, so a mix of genres reads as its parts rather than as the genre nearest
 its average sound (:func:`timeline_from_logits`).
 
+A model may also smooth the seconds over time (:func:`sticky_smooth`, parameters in its
+metadata): each second's probabilities become the posterior of a hidden Markov model in
+which the genre rarely changes, so a second that disagrees with its neighbours on weak
+evidence follows them, while a real change, sustained for a few seconds, switches sharply
+where it happens instead of being blurred as a moving average blurs it.
+
 Pure numpy functions: the training wing uses the same ones for its
 track-level metrics, so "track accuracy" means what the CLI shows.
 """
@@ -19,7 +25,7 @@ import math
 import numpy as np
 
 __all__ = [
-    "softmax", "step_average", "time_average", "timeline_from_logits", "smooth",
+    "softmax", "step_average", "time_average", "timeline_from_logits", "sticky_smooth", "smooth",
     "segment_runs", "verdict",
 ]
 
@@ -95,9 +101,57 @@ def time_average(step_values: np.ndarray, step: float, duration: float) -> np.nd
     return ((np.asarray(step_values, np.float64) * weights[:, None]).sum(axis=0) / weights.sum()).astype(np.float32)
 
 
+def sticky_smooth(probs: np.ndarray, switch_prob: float, temperature: float = 1.0) -> np.ndarray:
+    """Smooth a ``(steps, labels)`` probability timeline with a sticky hidden Markov model.
+
+    The hidden state is the genre; from one step to the next it stays with probability
+    ``1 - switch_prob`` and moves to each other genre with ``switch_prob / (labels - 1)``;
+    each step's probabilities are its evidence. The result is the forward-backward
+    posterior of every step (it weighs the steps before and after it), raised to
+    ``1 / temperature`` and normalised again, since evidence from overlapping windows is
+    not independent and the raw posterior is overconfident.
+
+    Parameters
+    ----------
+    probs : np.ndarray
+        ``(steps, labels)`` probabilities, each row summing to 1.
+    switch_prob : float
+        Probability per step that the genre changes, in ``(0, 1)``.
+    temperature : float
+        Calibration temperature of the posterior.
+
+    Returns
+    -------
+    np.ndarray
+        ``(steps, labels)`` float32 probabilities.
+    """
+    e = np.clip(np.asarray(probs, dtype=np.float64), 1e-12, None)
+    n, k = e.shape
+    if n < 2 or k < 2:
+        return np.asarray(probs, dtype=np.float32)
+    other = switch_prob / (k - 1)
+    stay = 1.0 - switch_prob - other  # A = stay * I + other * ones: A @ v = stay * v + other * sum(v)
+    fwd = np.empty_like(e)
+    bwd = np.empty_like(e)
+    v = e[0] / k
+    fwd[0] = v / v.sum()
+    for t in range(1, n):
+        v = e[t] * (stay * fwd[t - 1] + other)  # fwd rows sum to 1
+        fwd[t] = v / v.sum()
+    bwd[-1] = 1.0 / k
+    for t in range(n - 2, -1, -1):
+        v = e[t + 1] * bwd[t + 1]
+        w = stay * v + other * v.sum()
+        bwd[t] = w / w.sum()
+    z = np.log(fwd * bwd) / temperature
+    z -= z.max(axis=1, keepdims=True)
+    post = np.exp(z)
+    return (post / post.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
 def timeline_from_logits(
     window_logits: np.ndarray, window_start_s: np.ndarray, window_len_s: float, duration: float,
-    step: float = 1.0, temperature: float = 1.0,
+    step: float = 1.0, temperature: float = 1.0, switch_prob: float = 0.0, smoothed_temperature: float = 1.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per-step and song probabilities from window logits, as ``genre-infer`` reports them.
 
@@ -111,6 +165,8 @@ def timeline_from_logits(
         Window length, audio length and timeline resolution in seconds.
     temperature : float
         The model's calibration temperature.
+    switch_prob, smoothed_temperature : float
+        Smoothing over time (:func:`sticky_smooth`); ``switch_prob`` 0 leaves the steps alone.
 
     Returns
     -------
@@ -120,6 +176,8 @@ def timeline_from_logits(
         ``(labels,)`` each genre's share of the song: the time-weighted mean of ``steps``.
     """
     steps = softmax(step_average(window_logits, window_start_s, window_len_s, duration, step), temperature)
+    if switch_prob > 0.0:
+        steps = sticky_smooth(steps, switch_prob, smoothed_temperature)
     return steps, verdict(steps, step, duration)
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import SR
+from conftest import SR, build_toy_model
 from genre_infer import (
     AudioError, Classifier, Result, SilentError, TooShortError, classify, load_model,
 )
@@ -160,3 +160,20 @@ def test_dc_alone_is_silent_and_absurd_values_are_refused(clf: Classifier) -> No
     assert clf.classify(tone(16000, 3.0, 110.0) * 0.5 + 0.4, 16000).genre == "low"  # DC offset + signal
     with pytest.raises(AudioError, match="far outside"):
         clf.classify(tone(16000, 3.0, 110.0) * 1e30, 16000)
+
+
+def test_a_model_with_timeline_smoothing_reports_the_smoothed_seconds(tmp_path: Path) -> None:
+    """The runtime smooths the seconds as the model's metadata says, and the verdict follows them."""
+    from genre_infer import timeline as tl
+    from genre_infer.features import FeatureSpec
+    from genre_infer.model import ModelInfo, TimelineSpec
+
+    spec = FeatureSpec(segment_frames=63, n_mels=96)
+    plain = build_toy_model(tmp_path / "plain.onnx")
+    meta = ModelInfo("toy", "1.0", ("low", "high"), spec, timeline=TimelineSpec(0.1, 2.0)).to_metadata()
+    smooth = build_toy_model(tmp_path / "smooth.onnx", metadata=meta)
+    y = np.concatenate([tone(SR, 6.0, 110.0), noise(SR, 1.0), tone(SR, 6.0, 110.0)])
+    a = load_model(plain, device="cpu").classify(y, sr=SR)
+    b = load_model(smooth, device="cpu").classify(y, sr=SR)
+    np.testing.assert_allclose(b.timeline_probabilities, tl.sticky_smooth(a.timeline_probabilities, 0.1, 2.0), atol=1e-6)
+    np.testing.assert_allclose(b.probabilities, tl.verdict(b.timeline_probabilities, 1.0, b.duration), atol=1e-6)

@@ -135,3 +135,23 @@ def test_a_cuda_provider_that_cannot_start(toy_model: Path, monkeypatch: pytest.
         load_model(toy_model, device="cuda")
     assert load_model(toy_model, device="auto").model.providers == ["CPUExecutionProvider"]
     assert capfd.readouterr().out == ""
+
+
+def test_timeline_smoothing_metadata(tmp_path: Path) -> None:
+    from genre_infer.model import TIMELINE_FORMAT, TimelineSpec
+
+    spec = FeatureSpec(segment_frames=63, n_mels=96)
+    info = ModelInfo("toy", "1.0", ("low", "high"), spec, timeline=TimelineSpec(0.05, 3.3))
+    meta = info.to_metadata()
+    assert meta["format_version"] == TIMELINE_FORMAT == METADATA_FORMAT_VERSION
+    assert ModelInfo.from_metadata(meta).timeline == TimelineSpec(0.05, 3.3)
+    assert "timeline" not in ModelInfo("toy", "1.0", ("low", "high"), spec).to_metadata()
+    model = load_model(build_toy_model(tmp_path / "t.onnx", metadata=meta), device="cpu")
+    assert model.model.info.timeline == TimelineSpec(0.05, 3.3, "sticky-hmm")
+    for bad in ({**meta, "format_version": 4},
+                {**meta, "timeline": {"switch_prob": 0.0}},
+                {**meta, "timeline": {"switch_prob": 0.05, "temperature": -1}},
+                {**meta, "timeline": {"switch_prob": 0.05, "method": "median"}},
+                {**meta, "timeline": {"switch_prob": 0.05, "window": 3}}):
+        with pytest.raises(ModelError):
+            ModelInfo.from_metadata(bad)

@@ -83,3 +83,55 @@ def test_a_mix_reads_as_its_parts() -> None:
     np.testing.assert_allclose(song[:3], [1 / 3] * 3, atol=0.03)
     mean_logits = tl.softmax(tl.time_average(logits, 1.0, 30.0))
     assert mean_logits.argmax() == 3  # what pooling logits over the song would have said
+
+
+def _brute_posterior(p: np.ndarray, switch: float) -> np.ndarray:
+    """Forward-backward with the explicit transition matrix, in float64, no tricks."""
+    n, k = p.shape
+    a = np.full((k, k), switch / (k - 1)) + np.eye(k) * (1 - switch - switch / (k - 1))
+    fwd = np.zeros((n, k))
+    fwd[0] = p[0] / k
+    for t in range(1, n):
+        fwd[t] = p[t] * (a.T @ fwd[t - 1])
+    bwd = np.ones((n, k))
+    for t in range(n - 2, -1, -1):
+        bwd[t] = a @ (p[t + 1] * bwd[t + 1])
+    post = fwd * bwd
+    return post / post.sum(axis=1, keepdims=True)
+
+
+@pytest.mark.parametrize("k", [2, 3, 10])
+def test_sticky_smooth_is_the_hmm_posterior(k: int) -> None:
+    rng = np.random.default_rng(k)
+    p = rng.dirichlet(np.ones(k), size=40)
+    np.testing.assert_allclose(tl.sticky_smooth(p, 0.05), _brute_posterior(p, 0.05), atol=1e-6)
+
+
+def test_sticky_smooth_removes_a_flicker_and_keeps_a_change() -> None:
+    a, b = np.array([0.8, 0.1, 0.1]), np.array([0.1, 0.8, 0.1])
+    flicker = np.array([a] * 10 + [np.array([0.35, 0.55, 0.1])] + [a] * 10)
+    assert (tl.sticky_smooth(flicker, 0.05).argmax(1) == 0).all()
+    change = np.array([a] * 12 + [b] * 12)
+    assert tl.sticky_smooth(change, 0.05).argmax(1).tolist() == [0] * 12 + [1] * 12  # switches where it happens
+
+
+def test_sticky_smooth_temperature_softens_without_changing_winners() -> None:
+    p = np.random.default_rng(1).dirichlet(np.ones(4), size=30)
+    sharp, soft = tl.sticky_smooth(p, 0.1, 1.0), tl.sticky_smooth(p, 0.1, 3.0)
+    assert (sharp.argmax(1) == soft.argmax(1)).all()
+    assert (soft.max(1) <= sharp.max(1) + 1e-6).all()
+    np.testing.assert_allclose(soft.sum(1), 1.0, atol=1e-5)
+    assert soft.dtype == np.float32
+
+
+def test_sticky_smooth_of_one_step_and_without_smoothing() -> None:
+    one = np.array([[0.2, 0.8]])
+    np.testing.assert_allclose(tl.sticky_smooth(one, 0.05), one)
+    logits = np.random.default_rng(2).standard_normal((9, 3))
+    starts = np.arange(9, dtype=np.float64)
+    plain = tl.timeline_from_logits(logits, starts, 3.0, 11.0)
+    off = tl.timeline_from_logits(logits, starts, 3.0, 11.0, switch_prob=0.0, smoothed_temperature=5.0)
+    np.testing.assert_array_equal(plain[0], off[0])
+    on = tl.timeline_from_logits(logits, starts, 3.0, 11.0, 1.0, 1.0, 0.05, 2.0)
+    np.testing.assert_allclose(on[0], tl.sticky_smooth(plain[0], 0.05, 2.0), atol=1e-6)
+    np.testing.assert_allclose(on[1], tl.verdict(on[0], 1.0, 11.0), atol=1e-6)

@@ -211,3 +211,35 @@ def test_level_copies_a_model_with_loudness_normalisation(tmp_path: Path) -> Non
     copy = load_model(out).model.info
     assert copy.features.level_db == -17.23 and copy.extra["training"]["loudness"]["note"] == "test"
     assert load_model(src).model.info.features.level_db is None  # the source is untouched
+
+
+def test_smoothing_choice_and_copy(tmp_path: Path) -> None:
+    """The rule picks the best calibrated switch probability, and the copy carries it (format 5)."""
+    from conftest import build_toy_model
+    from genre_infer import load_model
+    from genre_infer.model import ModelInfo, TimelineSpec
+    from train import smoothing
+
+    rng = np.random.default_rng(0)
+    cases = []
+    for g in range(2):  # noisy evidence around a true genre: smoothing helps, and must be re-calibrated
+        for kind in ("clip", "pair", "insert"):
+            truth = np.full(30, g)
+            if kind != "clip":
+                truth[15 if kind == "pair" else 10:30 if kind == "pair" else 20] = 1 - g
+            p = np.where(np.arange(2) == truth[:, None], 0.62, 0.38) + rng.normal(0, 0.15, (30, 2))
+            p = np.clip(p, 0.01, None)
+            cases.append(smoothing.Case(kind, p / p.sum(1, keepdims=True), truth))
+    rows = smoothing.grid_rows(cases, (0.3, 0.05))
+    assert [r["switch_prob"] for r in rows] == [0.0, 0.3, 0.05]
+    best = smoothing.choose(rows, max_ece=1.0)
+    assert best["seconds_mean"] == max(r["seconds_mean"] for r in rows[1:])
+    assert best["seconds_mean"] > rows[0]["seconds_mean"]  # smoothing the noise pays
+    with pytest.raises(RuntimeError):
+        smoothing.choose(rows, max_ece=-1.0)
+    src = build_toy_model(tmp_path / "src.onnx")
+    info = smoothing.with_timeline(src, tmp_path / "dst.onnx", TimelineSpec(0.05, 3.0), "2.0", {"note": "test"})
+    got = load_model(tmp_path / "dst.onnx", device="cpu").model.info
+    assert got == info and got.timeline == TimelineSpec(0.05, 3.0) and got.version == "2.0"
+    assert got.to_metadata()["format_version"] == 5 and got.extra["training"]["timeline"]["note"] == "test"
+    assert isinstance(ModelInfo.from_metadata(got.to_metadata()), ModelInfo)

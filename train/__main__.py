@@ -188,6 +188,7 @@ DELEGATED = {
     "ensemble": "experiment: ensembles of genre heads (seeds, configurations) against one head, scored on valid",
     "robustness": "a model's figures on one split under level, bandwidth, codec, noise, EQ and speed changes",
     "level": "copy a model with loudness normalisation to the training clips' median level",
+    "smoothing": "fit the timeline's smoothing over time on validation and write it into models",
 }
 
 

@@ -98,7 +98,8 @@ def _onnx_predictions(path: Path, root: str, split: str,  # noqa: ANN202
         if transform is not None:
             y = transform(y, spec.sr, i)
         a = clf.analyse([y])
-        steps, track = metrics.track_timeline(a.logits, a.starts_s, spec, len(y), clf.model.info.temperature)
+        steps, track = metrics.track_timeline(a.logits, a.starts_s, spec, len(y), clf.model.info.temperature,
+                                              clf.model.info.smoothing_args)
         preds.append(metrics.TrackPrediction(index[t.genre], a.logits, a.probs, track))
         second_hits.append(steps.argmax(1) == index[t.genre])
     info = {"kind": "onnx via genre_infer", "model": f"{clf.name} {clf.version}", "path": str(path)}

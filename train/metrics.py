@@ -31,10 +31,12 @@ def track_windows(x: np.ndarray, spec: FeatureSpec) -> tuple[np.ndarray, np.ndar
 
 def track_timeline(
     logits: np.ndarray, starts_s: np.ndarray, spec: FeatureSpec, n_samples: int, temperature: float = 1.0,
+    smoothing: tuple[float, float] = (0.0, 1.0),
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Per-second and track probabilities from window logits, as ``genre-infer`` computes them."""
+    """Per-second and track probabilities from window logits, as ``genre-infer`` computes them
+    (pass the model's ``info.smoothing_args`` as ``smoothing``)."""
     return tl.timeline_from_logits(logits, starts_s, spec.segment_s, n_samples / spec.sr, TIMELINE_STEP_S,
-                                   temperature)
+                                   temperature, *smoothing)
 
 
 def track_verdict(
