@@ -126,6 +126,28 @@ def write_metadata(path: Path, info: ModelInfo, out: Path | None = None) -> None
             tmp.unlink()
 
 
+def amend_metadata(
+    src: Path, out: Path, changes: dict[str, Any], record: tuple[str, dict[str, Any]], version: str | None,
+    format_version: int,
+) -> ModelInfo:
+    """Copy ``src`` to ``out`` (which may be ``src``) with top-level metadata ``changes``, a dated
+    ``training.<record[0]>`` note, ``version`` when given and at least ``format_version``; the
+    new metadata is validated before anything is written."""
+    from genre_infer.model import GenreModel
+
+    meta = GenreModel(src, device="cpu").info.to_metadata()
+    meta.update(changes)
+    name, note = record
+    meta["training"] = {**meta.get("training", {}), name: {
+        **note, "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}}
+    if version:
+        meta["version"] = version
+    meta["format_version"] = max(int(meta["format_version"]), format_version)
+    new = ModelInfo.from_metadata(meta)
+    write_metadata(src, new, out)
+    return new
+
+
 def update_metrics(
     model: Path, note: str, valid: Path | None = None, test: Path | None = None,
     updates: dict[str, float] | None = None,

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +24,7 @@ from genre_infer.model import LEVEL_FORMAT, GenreModel, ModelInfo
 
 from .constants import REPO_ROOT
 from .data import assign_splits, discover
-from .export import write_metadata
+from .export import amend_metadata
 
 __all__ = ["training_level_db", "with_level", "main"]
 
@@ -43,18 +42,9 @@ def training_level_db(root: str | Path, sr: int, splits: tuple[str, ...] = ("tra
 
 def with_level(src: Path, out: Path, level_db: float, version: str | None, note: str) -> ModelInfo:
     """Copy ``src`` to ``out`` with ``features.level_db`` set (and ``version``, a note)."""
-    info = GenreModel(src, device="cpu").info
-    meta = info.to_metadata()
-    meta["features"] = {**meta["features"], "level_db": round(level_db, 2)}
-    meta["training"] = {**meta.get("training", {}), "loudness": {
-        "level_db": round(level_db, 2), "note": note,
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}}
-    if version:
-        meta["version"] = version
-    meta["format_version"] = max(int(meta["format_version"]), LEVEL_FORMAT)
-    new = ModelInfo.from_metadata(meta)  # validated before anything is written
-    write_metadata(src, new, out)
-    return new
+    features = GenreModel(src, device="cpu").info.features.to_dict()
+    return amend_metadata(src, out, {"features": {**features, "level_db": round(level_db, 2)}},
+                          ("loudness", {"level_db": round(level_db, 2), "note": note}), version, LEVEL_FORMAT)
 
 
 def main(argv: list[str] | None = None) -> int:

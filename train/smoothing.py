@@ -19,8 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import dataclass
-from datetime import datetime, timezone
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -28,11 +27,11 @@ import numpy as np
 from genre_infer import audio as gi_audio
 from genre_infer import load_model
 from genre_infer import timeline as tl
-from genre_infer.model import TIMELINE_FORMAT, GenreModel, ModelInfo, TimelineSpec
+from genre_infer.model import TIMELINE_FORMAT, ModelInfo, TimelineSpec
 
 from .constants import REPO_ROOT, SEED
 from .data import assign_splits, discover
-from .export import write_metadata
+from .export import amend_metadata
 
 __all__ = ["Case", "timeline_cases", "ece", "fit_temperature", "grid_rows", "choose", "with_timeline", "main"]
 
@@ -170,16 +169,7 @@ def choose(rows: list[dict[str, float]], max_ece: float = MAX_ECE) -> dict[str, 
 
 def with_timeline(src: Path, out: Path, spec: TimelineSpec, version: str | None, note: dict[str, object]) -> ModelInfo:
     """Copy ``src`` to ``out`` with ``timeline`` smoothing set (and ``version``, a note)."""
-    meta = GenreModel(src, device="cpu").info.to_metadata()
-    meta["timeline"] = {"method": spec.method, "switch_prob": spec.switch_prob, "temperature": spec.temperature}
-    meta["training"] = {**meta.get("training", {}), "timeline": {
-        **note, "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}}
-    if version:
-        meta["version"] = version
-    meta["format_version"] = max(int(meta["format_version"]), TIMELINE_FORMAT)
-    new = ModelInfo.from_metadata(meta)  # validated before anything is written
-    write_metadata(src, new, out)
-    return new
+    return amend_metadata(src, out, {"timeline": asdict(spec)}, ("timeline", dict(note)), version, TIMELINE_FORMAT)
 
 
 def _table(rows: list[dict[str, float]]) -> str:
