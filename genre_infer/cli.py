@@ -19,8 +19,9 @@ from .constants import AUDIO_EXTENSIONS
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 MAX_AUTO_JOBS = 8  # --jobs auto: worker processes at most (each holds its own model, ~140 MB)
 #: --jobs auto on a GPU: workers at most. They share the GPU, and each decodes and computes
-#: features on its own core: on an H100 with 16 cores, 200 songs took 15.6 s with one worker,
-#: 6.2 s with 4 and 5.8 s with 8, and each holds a CUDA context (~0.8 GB of RAM).
+#: features on its own core: on an H100 with 16 cores, 200 songs took 15.6-16.6 s with one
+#: worker, 5.9-6.2 s with 4 and 5.1-5.8 s with 8 (two runs), and each holds a CUDA context
+#: (~0.8 GB of RAM).
 MAX_CUDA_AUTO_JOBS = 4
 
 
@@ -323,6 +324,10 @@ def main(
     from .errors import GenreInferError
     from .output import Writer, display_path
 
+    if not os.environ.get("GENRE_INFER_DEBUG"):
+        # before the model loads: onnxruntime's C++ logger writes there when a CUDA provider
+        # cannot start (missing libraries), and our own line says what matters
+        _quiet_native_stderr()
     try:
         clf = Classifier(model, device=device, threads=threads)  # type: ignore[arg-type]
     except GenreInferError as exc:
@@ -343,8 +348,6 @@ def main(
             _error("--plot needs matplotlib: pip install 'genre-infer[plot]'")
             ctx.exit(EXIT_USAGE)
     visuals = _Visuals(plot_path, html_path, html_audio, many=len(files) > 1)
-    if not os.environ.get("GENRE_INFER_DEBUG"):
-        _quiet_native_stderr()
     try:
         writer = Writer(fmt, output, model={"name": clf.name, "version": clf.version},  # type: ignore[arg-type]
                         labels=clf.labels, top_k=top_k, timeline=timeline)

@@ -315,7 +315,7 @@ def select_providers(device: Device = "auto") -> list[str | tuple[str, dict[str,
         if "CUDAExecutionProvider" not in have:
             raise GenreInferError(
                 "CUDA was requested but onnxruntime has no CUDA provider "
-                "(pip install 'genre-infer[gpu]' on a machine with an NVIDIA GPU)"
+                "(replace onnxruntime with onnxruntime-gpu on a machine with an NVIDIA GPU; see the README)"
             )
         return cuda
     if device != "auto":
@@ -367,11 +367,15 @@ class GenreModel:
         if providers[0] != "CPUExecutionProvider":
             _preload_cuda()
         try:
-            # onnxruntime prints on stdout (and warns) when it falls back from a provider that
-            # cannot start; stdout carries our results, and the fallback is reported below
-            with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
-                warnings.simplefilter("ignore")
+            if providers[0] == "CPUExecutionProvider":
                 self.session = ort.InferenceSession(str(self.path), sess_options=opts, providers=providers)
+            else:
+                # onnxruntime prints on stdout (and warns) when it falls back from a provider that
+                # cannot start; stdout carries our results, and the fallback is reported below.
+                # (Both are process-wide for the moment the session takes to start.)
+                with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    self.session = ort.InferenceSession(str(self.path), sess_options=opts, providers=providers)
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidProtobuf/... types
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ModelError(f"{self.path}: not a loadable ONNX model ({first[:160]})") from None

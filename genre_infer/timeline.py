@@ -125,9 +125,14 @@ def sticky_smooth(probs: np.ndarray, switch_prob: float, temperature: float = 1.
     np.ndarray
         ``(steps, labels)`` float32 probabilities.
     """
-    e = np.clip(np.asarray(probs, dtype=np.float64), 1e-12, None)
+    e = np.asarray(probs, dtype=np.float64)
+    if not np.isfinite(e).all():
+        raise ValueError("sticky_smooth: probabilities must be finite")
+    if not 0.0 < switch_prob < 1.0 or not temperature > 0.0:
+        raise ValueError("sticky_smooth: switch_prob must lie in (0, 1) and temperature be positive")
+    e = np.clip(e, 1e-12, None)
     n, k = e.shape
-    if n < 2 or k < 2:
+    if n == 0 or k < 2:
         return np.asarray(probs, dtype=np.float32)
     other = switch_prob / (k - 1)
     stay = 1.0 - switch_prob - other  # A = stay * I + other * ones: A @ v = stay * v + other * sum(v)

@@ -127,6 +127,12 @@ def test_sticky_smooth_temperature_softens_without_changing_winners() -> None:
 def test_sticky_smooth_of_one_step_and_without_smoothing() -> None:
     one = np.array([[0.2, 0.8]])
     np.testing.assert_allclose(tl.sticky_smooth(one, 0.05), one)
+    # a 1-s song is calibrated by the same temperature as a long one
+    np.testing.assert_allclose(tl.sticky_smooth(one, 0.05, 3.0), tl.softmax(np.log(one), 3.0), atol=1e-6)
+    with pytest.raises(ValueError, match="finite"):
+        tl.sticky_smooth(np.array([[0.5, 0.5], [np.nan, 0.5]]), 0.05)
+    with pytest.raises(ValueError, match="switch_prob"):
+        tl.sticky_smooth(one, 1.0)
     logits = np.random.default_rng(2).standard_normal((9, 3))
     starts = np.arange(9, dtype=np.float64)
     plain = tl.timeline_from_logits(logits, starts, 3.0, 11.0)

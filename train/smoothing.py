@@ -69,6 +69,9 @@ def timeline_cases(model: str | Path, root: str | Path, split: str = "valid", se
     tracks, _ = discover(root)
     assign_splits(tracks, root)
     chosen = [t for t in tracks if t.split == split and t.genre in labels]
+    if len({t.genre for t in chosen}) < 2:
+        raise ValueError(f"{root}: the {split} split needs clips of at least two of the model's genres "
+                         f"(found {len(chosen)} clips)")
     audio = {t.rel: gi_audio.load(t.path, spec.sr) for t in chosen}
     rng = np.random.default_rng(seed)
 
@@ -134,7 +137,8 @@ def _row(cases: list[Case], switch_prob: float | None) -> dict[str, float]:
         post = [tl.sticky_smooth(p, switch_prob, 1.0).astype(np.float64) for p in raw]
         clips = [(q, c.truth) for q, c in zip(post, cases) if c.kind == "clip"]
         temperature = fit_temperature([q for q, _ in clips], [t for _, t in clips])
-        smoothed = [_tempered(q, temperature) for q in post]
+        # the figures of exactly what the runtime computes with that temperature
+        smoothed = [tl.sticky_smooth(p, switch_prob, temperature).astype(np.float64) for p in raw]
     row: dict[str, float] = {"switch_prob": switch_prob or 0.0, "temperature": temperature}
     for kind in ("clip", "pair", "insert"):
         hits = [q.argmax(1) == c.truth for q, c in zip(smoothed, cases) if c.kind == kind]
@@ -193,6 +197,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="write a copy of model SRC with the chosen smoothing to DST (repeatable; DST may be SRC)")
     ap.add_argument("--version", default=None, help="version of the copies (default: each SRC's)")
     a = ap.parse_args(argv)
+    for _, dst in a.apply:
+        if not Path(dst).parent.is_dir():
+            ap.error(f"--apply: no folder {Path(dst).parent} for {dst}")
     cases = timeline_cases(a.model, a.data, "valid")
     rows = grid_rows(cases)
     best = choose(rows)
