@@ -224,7 +224,9 @@ def main() -> None:
     ap.add_argument("--songs", type=int, help="songs in the batch run (default 200, 40 with --quick)")
     args = ap.parse_args()
     dev = args.device
-    jobs = args.jobs.split(",")
+    jobs = [j.strip() for j in args.jobs.split(",")]
+    if not all(j == "auto" or (j.isdigit() and int(j) > 0) for j in jobs):
+        ap.error(f"--jobs: comma-separated positive numbers or auto, not {args.jobs!r}")
 
     song = make_mp3(CACHE / "song-4min.mp3", 240.0)
     res: dict[str, object] = {"machine": machine(dev), "device": dev}
@@ -257,7 +259,7 @@ def main() -> None:
         ("  decode / resample / features / network",
          f"{st['decode_s']:.3f} / {st['resample_s']:.3f} / {st['features_s']:.3f} / {st['network_s']:.3f} s "
          f"({st['windows']:.0f} windows)"),
-        ("  naive implementation, same input", f"{res['naive']['total_s']:.3f} s "  # type: ignore[index]
+        (f"  naive implementation, same input{' (CPU)' if dev != 'cpu' else ''}", f"{res['naive']['total_s']:.3f} s "  # type: ignore[index]
          f"({res['naive']['total_s'] / st['total_s']:.1f}x slower)"),  # type: ignore[index]
         ("cold start `genre-infer song.mp3`", f"{res['cold_start_s']:.2f} s"),
         *((f"peak RSS, {k}", f"{v:.0f} MB") for k, v in res["peak_rss_mb"].items()),  # type: ignore[union-attr]
