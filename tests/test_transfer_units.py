@@ -263,3 +263,35 @@ def test_level_normalised_embeddings_have_their_own_cache(tmp_path: Path) -> Non
     plain, levelled = _cache_path(t, 1, 0, "sequence"), _cache_path(t, 1, 0, "sequence", -16.93)
     assert plain != levelled != _cache_path(t, 1, 0, "sequence", -20.0)
     assert plain == _cache_path(t, 1, 0, "sequence", None)
+
+
+def test_a_lowpass_recipe_has_its_own_cache_for_augmented_copies_only(tmp_path: Path) -> None:
+    from train.audio_augment import LOWPASS_P
+    from train.data import Track
+    from train.transfer import _cache_path
+
+    clip = tmp_path / "blues.00001.wav"
+    clip.write_bytes(b"x" * 10)
+    t = Track(path=clip, genre="blues", rel="audio/blues/blues.00001.wav")
+    assert _cache_path(t, 1, 0, "sequence") == _cache_path(t, 1, 0, "sequence", None, LOWPASS_P)
+    assert _cache_path(t, 1, 0, "sequence", None, 0.5) != _cache_path(t, 1, 0, "sequence")
+    assert _cache_path(t, 0, 0, "sequence", None, 0.5) == _cache_path(t, 0, 0, "sequence")  # the clean clip
+
+
+def test_random_chain_lowpass_probability() -> None:
+    """lowpass_p 1 band-limits every copy (checked on white noise above 7.4 kHz); with 0 only
+    the chain's other steps (a low-quality mp3, a speed change) may still cut the top."""
+    from train.audio_augment import random_chain
+
+    sr = 16000
+    y = np.random.default_rng(0).standard_normal(sr * 2).astype(np.float32) * 0.1
+
+    def top_octave_share(z: np.ndarray) -> float:
+        spec = np.abs(np.fft.rfft(z)) ** 2
+        f = np.fft.rfftfreq(len(z), 1 / sr)
+        return float(spec[f > 7400].sum() / spec.sum())
+
+    always = [top_octave_share(random_chain(y, sr, np.random.default_rng(s), lowpass_p=1.0)) for s in range(6)]
+    never = [top_octave_share(random_chain(y, sr, np.random.default_rng(s), lowpass_p=0.0)) for s in range(6)]
+    assert max(always) < 1e-4
+    assert sum(x > 1e-3 for x in never) >= 3

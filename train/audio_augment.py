@@ -72,7 +72,12 @@ def mp3_roundtrip(y: np.ndarray, sr: int, quality: float) -> np.ndarray:
     return np.pad(z, (0, len(y) - len(z))) if len(z) < len(y) else z
 
 
-def random_chain(y: np.ndarray, sr: int, rng: np.random.Generator, strength: float = 1.0) -> np.ndarray:
+#: Probability that :func:`random_chain` band-limits a copy (a low-pass between 3.5 kHz and ``sr / 2.2``).
+LOWPASS_P = 0.2
+
+
+def random_chain(y: np.ndarray, sr: int, rng: np.random.Generator, strength: float = 1.0,
+                 lowpass_p: float = LOWPASS_P) -> np.ndarray:
     """A random mix of the augmentations above, each applied with some probability.
 
     Parameters
@@ -85,6 +90,8 @@ def random_chain(y: np.ndarray, sr: int, rng: np.random.Generator, strength: flo
         Source of randomness (seeded by the caller for reproducibility).
     strength : float
         Scales the ranges (0 returns ``y`` unchanged).
+    lowpass_p : float
+        Probability of the low-pass (band-limited sources, low-bitrate codecs).
     """
     if strength <= 0:
         return y
@@ -93,7 +100,7 @@ def random_chain(y: np.ndarray, sr: int, rng: np.random.Generator, strength: flo
         out = speed(out, sr, float(rng.uniform(1 - 0.08 * strength, 1 + 0.08 * strength)))
     if rng.random() < 0.7:
         out = tilt_eq(out, sr, rng, 6.0 * strength)
-    if rng.random() < 0.2:
+    if rng.random() < lowpass_p:
         out = lowpass(out, sr, float(rng.uniform(3500.0, sr / 2.2)))
     if rng.random() < 0.4:
         out = add_noise(out, rng, float(rng.uniform(45.0 - 25.0 * strength, 45.0)), pink=bool(rng.random() < 0.5))

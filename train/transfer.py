@@ -34,7 +34,7 @@ from genre_infer import features as gi_features
 from genre_infer.features import FeatureSpec
 from genre_infer.loudness import LEVEL_METER, to_level
 
-from .audio_augment import random_chain
+from .audio_augment import LOWPASS_P, random_chain
 from .constants import REPO_ROOT, SEED
 from .data import Track, assign_splits, discover
 from .metrics import TrackPrediction, scores, softmax, track_timeline, track_verdict, track_windows
@@ -112,7 +112,8 @@ def pooled_windows(net: Musicnn, y: np.ndarray, spec: FeatureSpec = MUSICNN_SPEC
     return np.concatenate(out), starts_s
 
 
-def version_audio(y: np.ndarray, track: Track, version: int, seed: int = SEED, strength: float = 1.0) -> np.ndarray:
+def version_audio(y: np.ndarray, track: Track, version: int, seed: int = SEED, strength: float = 1.0,
+                  lowpass_p: float = LOWPASS_P) -> np.ndarray:
     """Version ``version`` of a clip at 16 kHz: itself for 0, else a seeded random augmentation chain.
 
     Deterministic in ``(seed, version, track)``, so the student of :mod:`train.distill`
@@ -121,19 +122,21 @@ def version_audio(y: np.ndarray, track: Track, version: int, seed: int = SEED, s
     if version == 0:
         return y
     rng = np.random.default_rng([seed, version, int(hashlib.sha1(track.rel.encode()).hexdigest()[:8], 16)])
-    return random_chain(y, MUSICNN_SPEC.sr, rng, strength)
+    return random_chain(y, MUSICNN_SPEC.sr, rng, strength, lowpass_p)
 
 
-def _cache_path(track: Track, version: int, seed: int, layout: str = "windows", level_db: float | None = None) -> Path:
+def _cache_path(track: Track, version: int, seed: int, layout: str = "windows", level_db: float | None = None,
+                lowpass_p: float = LOWPASS_P) -> Path:
     level = "" if level_db is None else f"|level{level_db:.2f}|{LEVEL_METER}"
-    key = hashlib.sha1(f"{track.path}|{track.path.stat().st_size}|{version}|{seed}{level}".encode()).hexdigest()[:16]
+    recipe = "" if lowpass_p == LOWPASS_P or version == 0 else f"|lowpass{lowpass_p:g}"
+    key = hashlib.sha1(f"{track.path}|{track.path.stat().st_size}|{version}|{seed}{level}{recipe}".encode()).hexdigest()[:16]
     folder = EMBED_DIR if layout == "windows" else EMBED_DIR.with_name(f"embeddings-{layout}")
     return folder / f"{track.path.stem}-{version}-{key}.npz"
 
 
 def embed_tracks(
     root: str | os.PathLike[str], n_aug: int = 4, seed: int = SEED, strength: float = 1.0,
-    log: Any = print, layout: str = "windows", level_db: float | None = None,
+    log: Any = print, layout: str = "windows", level_db: float | None = None, lowpass_p: float = LOWPASS_P,
 ) -> tuple[list[EmbeddedTrack], list[str], str]:
     """Embed every clip of a data root (augmented copies for train/extra), cached.
 
@@ -164,14 +167,14 @@ def embed_tracks(
         versions = 1 + (n_aug if track.split in ("train", "extra") else 0)
         y = None
         for v in range(versions):
-            path = _cache_path(track, v, seed, layout, level_db)
+            path = _cache_path(track, v, seed, layout, level_db, lowpass_p)
             if path.is_file():
                 z = np.load(path)
                 pooled, starts_s, n_samples = z["pooled"].astype(np.float32), z["starts_s"], int(z["n_samples"])
             else:
                 if y is None:
                     y = gi_audio.load(track.path, MUSICNN_SPEC.sr)
-                yv = version_audio(y, track, v, seed, strength)
+                yv = version_audio(y, track, v, seed, strength, lowpass_p)
                 yv = to_level(yv, MUSICNN_SPEC.sr, level_db)
                 pooled, starts_s = (pooled_sequence(live, yv) if layout == "sequence" else pooled_windows(net, yv))
                 n_samples = len(yv)
@@ -487,9 +490,12 @@ def run(
     root: str | os.PathLike[str], out_dir: Path, n_aug: int, trials: int, export_to: Path | None,
     name: str, version: str, uncertain_below: float, read_test: bool, log: Any = print,
     layout: str = "stream", head_from: Path | None = None, export_valid_to: Path | None = None,
-    level_db: float | None = None,
+    level_db: float | None = None, lowpass_p: float = LOWPASS_P,
 ) -> dict[str, Any]:
-    """The whole transfer recipe: embed, search (valid), calibrate (valid), retrain, test once, CV, export."""
+    """The whole transfer recipe: embed, search (valid), calibrate (valid), retrain, test once, CV, export.
+
+    Without ``read_test`` the test split is read nowhere: no test report, and the
+    cross-validation holds out the train and valid partitions only."""
     from datetime import datetime, timezone
 
     from genre_infer.model import ModelInfo, NetworkSpec
@@ -499,7 +505,7 @@ def run(
     t_start = time.time()
     # the stream layout embeds exactly what the sequence layout does: they share its cache
     items, labels, how = embed_tracks(root, n_aug, log=log, layout="windows" if layout == "windows" else "sequence",
-                                      level_db=level_db)
+                                      level_db=level_db, lowpass_p=lowpass_p)
     spec = MUSICNN_SPEC if level_db is None else replace(MUSICNN_SPEC, level_db=round(level_db, 2))
     n_labels = len(labels)
     backbone = load_backbone()
@@ -547,8 +553,9 @@ def run(
 
     # cross-validation over the artist-disjoint partitions of the filtered split (extra always trains)
     cv = {}
-    for held in ("train", "valid", "test"):
-        rest = tuple(s for s in ("train", "valid", "test", "extra") if s != held)
+    parts = ("train", "valid", "test") if read_test else ("train", "valid")
+    for held in parts:
+        rest = tuple(s for s in (*parts, "extra") if s != held)
         h, _ = fit_head(backbone, _split(items, rest, use_aug), [], n_labels, cfg, epochs=best["best_epoch"])
         cv[held] = evaluate_items(h, _split(items, (held,), False), n_labels, temperature)
         log(f"cv held-out {held}: {json.dumps(cv[held])}")
@@ -570,7 +577,7 @@ def run(
     net = net_cls(backbone, head).eval()
     result = {
         "labels": labels, "split": how, "search_best": best, "config": asdict(cfg), "augmented": use_aug,
-        "n_aug": n_aug, "layout": layout, "valid": valid_report, "calibration": calib, "cv": cv_summary, "test": test_report,
+        "n_aug": n_aug, "lowpass_p": lowpass_p, "layout": layout, "valid": valid_report, "calibration": calib, "cv": cv_summary, "test": test_report,
         "parameters": int(sum(p.numel() for p in net.parameters())), "wall_s": round(time.time() - t_start, 1),
     }
     save_json(out_dir / "result.json", result)
@@ -580,6 +587,7 @@ def run(
                 "data": f"GTZAN subset ({Path(root).name}): {len(items)} clip versions", "split": how,
                 "recipe": f"musicnn (MSD) front/mid end frozen ({layout} layout); genre head trained on pooled features "
                           f"of {n_aug} augmented copies per training clip"
+                          + (f" ({lowpass_p:g} of them band-limited)" if lowpass_p != LOWPASS_P else "")
                           + (f", every version scaled to {level_db:.2f} dBFS gated level" if level_db is not None else "")
                           + "; selected on valid; retrained on train+valid+extra for the selected epochs",
                 "pretrained": "musicnn 0.1.0 MSD_musicnn (PyPI wheel, ISC licence)",
@@ -639,6 +647,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--normalise", action="store_true",
                     help="loudness normalisation: every clip version (and, at run time, every song) is scaled "
                          "to the training clips' median gated level before the features")
+    ap.add_argument("--lowpass-p", type=float, default=LOWPASS_P,
+                    help=f"probability that an augmented copy is band-limited (default {LOWPASS_P})")
     ap.add_argument("--layout", choices=["stream", "sequence", "windows"], default="stream",
                     help="stream (shipped): musicnn over stretches that hand their frame embeddings on, "
                          "windows pooled from them; sequence: one call over a whole stretch, windows pooled "
@@ -652,7 +662,7 @@ def main(argv: list[str] | None = None) -> int:
         level_db = round(training_level_db(a.data, MUSICNN_SPEC.sr)[0], 2)  # as the metadata stores it
     run(a.data, out, a.n_aug, a.trials, a.export, a.name, a.version, a.uncertain_below, not a.no_test,
         log=lambda m: print(m, flush=True), layout=a.layout, head_from=a.head_from,
-        export_valid_to=a.export_valid, level_db=level_db)
+        export_valid_to=a.export_valid, level_db=level_db, lowpass_p=a.lowpass_p)
     return 0
 
 
