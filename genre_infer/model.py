@@ -43,7 +43,7 @@ import os
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Iterator, Literal
 
 import numpy as np
 
@@ -299,8 +299,18 @@ def _preload_cuda() -> None:
     preload = getattr(ort, "preload_dlls", None)
     if preload is None:
         return
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(Exception):
+    with _quiet_python_output(), contextlib.suppress(Exception):
         preload()
+
+
+@contextlib.contextmanager
+def _quiet_python_output() -> Iterator[None]:
+    """Drop what onnxruntime's Python layer prints on stdout (which carries our results) or warns.
+
+    Both are process-wide while it lasts, so it is kept to the start of a GPU session."""
+    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
 
 
 def select_providers(device: Device = "auto") -> list[str | tuple[str, dict[str, str]]]:
@@ -364,18 +374,14 @@ class GenreModel:
                 raise GenreInferError("threads must be at least 1")
             opts.intra_op_num_threads = threads
             opts.inter_op_num_threads = 1
-        if providers[0] != "CPUExecutionProvider":
+        on_cpu = providers[0] == "CPUExecutionProvider"
+        if not on_cpu:
             _preload_cuda()
         try:
-            if providers[0] == "CPUExecutionProvider":
+            # onnxruntime prints and warns when it falls back from a provider that cannot start;
+            # the fallback is reported below
+            with contextlib.nullcontext() if on_cpu else _quiet_python_output():
                 self.session = ort.InferenceSession(str(self.path), sess_options=opts, providers=providers)
-            else:
-                # onnxruntime prints on stdout (and warns) when it falls back from a provider that
-                # cannot start; stdout carries our results, and the fallback is reported below.
-                # (Both are process-wide for the moment the session takes to start.)
-                with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    self.session = ort.InferenceSession(str(self.path), sess_options=opts, providers=providers)
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidProtobuf/... types
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ModelError(f"{self.path}: not a loadable ONNX model ({first[:160]})") from None

@@ -31,9 +31,9 @@ from genre_infer.model import TIMELINE_FORMAT, ModelInfo, TimelineSpec
 
 from .constants import REPO_ROOT, SEED
 from .data import assign_splits, discover
-from .export import amend_metadata
+from .export import amend_metadata, ece
 
-__all__ = ["Case", "timeline_cases", "ece", "fit_temperature", "grid_rows", "choose", "with_timeline", "main"]
+__all__ = ["Case", "timeline_cases", "fit_temperature", "grid_rows", "choose", "with_timeline", "main"]
 
 #: Switch probabilities tried (per second).
 GRID = (0.3, 0.2, 0.1, 0.05, 0.03, 0.02, 0.01)
@@ -100,17 +100,6 @@ def timeline_cases(model: str | Path, root: str | Path, split: str = "valid", se
     return cases
 
 
-def ece(conf: np.ndarray, hit: np.ndarray, bins: int = 15) -> float:
-    """Expected calibration error of top-1 confidences ``conf`` against ``hit`` (0/1)."""
-    idx = np.minimum((np.asarray(conf) * bins).astype(int), bins - 1)
-    total = 0.0
-    for k in range(bins):
-        m = idx == k
-        if m.any():
-            total += m.sum() * abs(float(conf[m].mean()) - float(hit[m].mean()))
-    return total / max(len(conf), 1)
-
-
 def _tempered(q: np.ndarray, temperature: float) -> np.ndarray:
     z = np.log(np.clip(q, 1e-12, None)) / temperature
     z -= z.max(axis=1, keepdims=True)
@@ -148,13 +137,10 @@ def _row(cases: list[Case], switch_prob: float | None) -> dict[str, float]:
                 [(q.argmax(1) == c.truth)[c.truth != c.truth[0]] for q, c in zip(smoothed, cases) if c.kind == kind])))
     row["seconds_mean"] = (row["seconds_clip"] + row["seconds_pair"] + row["seconds_insert"]) / 3
     clip = [(q, c.truth) for q, c in zip(smoothed, cases) if c.kind == "clip"]
-    conf = np.concatenate([q.max(1) for q, _ in clip])
-    hit = np.concatenate([q.argmax(1) == t for q, t in clip]).astype(float)
-    row["ece_seconds_clip"] = ece(conf, hit)
-    songs = np.array([q.mean(0) for q, _ in clip])
-    song_hit = (songs.argmax(1) == np.array([t[0] for _, t in clip])).astype(float)
-    row["track_accuracy"] = float(song_hit.mean())
-    row["ece_songs"] = ece(songs.max(1), song_hit)
+    row["ece_seconds_clip"] = ece(np.concatenate([q for q, _ in clip]), np.concatenate([t for _, t in clip]))
+    songs, song_labels = np.array([q.mean(0) for q, _ in clip]), np.array([t[0] for _, t in clip])
+    row["track_accuracy"] = float((songs.argmax(1) == song_labels).mean())
+    row["ece_songs"] = ece(songs, song_labels)
     return row
 
 
