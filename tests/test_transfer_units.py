@@ -266,22 +266,26 @@ def test_level_normalised_embeddings_have_their_own_cache(tmp_path: Path) -> Non
 
 
 def test_a_lowpass_recipe_has_its_own_cache_for_augmented_copies_only(tmp_path: Path) -> None:
-    from train.audio_augment import LOWPASS_P
+    from train.audio_augment import LOWPASS_P, Chain
     from train.data import Track
     from train.transfer import _cache_path
 
     clip = tmp_path / "blues.00001.wav"
     clip.write_bytes(b"x" * 10)
     t = Track(path=clip, genre="blues", rel="audio/blues/blues.00001.wav")
-    assert _cache_path(t, 1, 0, "sequence") == _cache_path(t, 1, 0, "sequence", None, LOWPASS_P)
-    assert _cache_path(t, 1, 0, "sequence", None, 0.5) != _cache_path(t, 1, 0, "sequence")
-    assert _cache_path(t, 0, 0, "sequence", None, 0.5) == _cache_path(t, 0, 0, "sequence")  # the clean clip
+    assert _cache_path(t, 1, 0, "sequence") == _cache_path(t, 1, 0, "sequence", None, Chain(LOWPASS_P))
+    assert _cache_path(t, 1, 0, "sequence", None, Chain(0.5)) != _cache_path(t, 1, 0, "sequence")
+    assert _cache_path(t, 0, 0, "sequence", None, Chain(0.5)) == _cache_path(t, 0, 0, "sequence")  # the clean clip
+    # the key of a recipe written before Chain existed, so its cached embeddings stay valid
+    assert Chain(0.5).key() == "|lowpass0.5" and Chain().key() == ""
+    driven = _cache_path(t, 1, 0, "sequence", None, Chain(0.5, drive_p=0.3))
+    assert driven not in (_cache_path(t, 1, 0, "sequence", None, Chain(0.5)), _cache_path(t, 1, 0, "sequence"))
 
 
 def test_random_chain_lowpass_probability() -> None:
     """lowpass_p 1 band-limits every copy (checked on white noise above 7.4 kHz); with 0 only
     the chain's other steps (a low-quality mp3, a speed change) may still cut the top."""
-    from train.audio_augment import random_chain
+    from train.audio_augment import Chain, random_chain
 
     sr = 16000
     y = np.random.default_rng(0).standard_normal(sr * 2).astype(np.float32) * 0.1
@@ -291,7 +295,110 @@ def test_random_chain_lowpass_probability() -> None:
         f = np.fft.rfftfreq(len(z), 1 / sr)
         return float(spec[f > 7400].sum() / spec.sum())
 
-    always = [top_octave_share(random_chain(y, sr, np.random.default_rng(s), lowpass_p=1.0)) for s in range(6)]
-    never = [top_octave_share(random_chain(y, sr, np.random.default_rng(s), lowpass_p=0.0)) for s in range(6)]
+    always = [top_octave_share(random_chain(y, sr, np.random.default_rng(s), chain=Chain(lowpass_p=1.0))) for s in range(6)]
+    never = [top_octave_share(random_chain(y, sr, np.random.default_rng(s), chain=Chain(lowpass_p=0.0))) for s in range(6)]
     assert max(always) < 1e-4
     assert sum(x > 1e-3 for x in never) >= 3
+
+
+def test_drive_clips_hard_or_soft() -> None:
+    from train.audio_augment import drive
+
+    y = (0.5 * np.sin(2 * np.pi * 220 * np.arange(16000) / 16000)).astype(np.float32)
+    hard, soft = drive(y, 12.0), drive(y, 12.0, soft=True)
+    assert np.abs(hard).max() == 1.0 and np.mean(np.abs(hard) == 1.0) > 0.5  # most of each cycle flattened
+    assert np.abs(soft).max() < 1.0 and np.all(np.diff(np.sign(soft)) == np.diff(np.sign(y)))  # same zero crossings
+    assert np.allclose(drive(y * 0.01, 3.0), y * 0.01 * 10 ** (3 / 20), atol=1e-6)  # below full scale: a gain
+
+
+def test_random_chain_drive_probability() -> None:
+    """drive_p 0 draws nothing (a recipe's other steps stay those of the default chain, so
+    older caches stay valid); drive_p 1 clips every copy: a sine's crest factor falls."""
+    from train.audio_augment import Chain, random_chain
+
+    sr = 16000
+    y = (0.5 * np.sin(2 * np.pi * 220 * np.arange(sr) / sr)).astype(np.float32)
+    for s in range(4):
+        assert np.array_equal(random_chain(y, sr, np.random.default_rng(s)),
+                              random_chain(y, sr, np.random.default_rng(s), chain=Chain(drive_p=0.0)))
+
+    def crest(z: np.ndarray) -> float:
+        return float(np.abs(z).max() / np.sqrt(np.mean(z ** 2)))
+
+    # the drive is the chain's last step: the same seed gives the same copy, then clipped
+    plain = [crest(random_chain(y, sr, np.random.default_rng(s))) for s in range(8)]
+    driven = [crest(random_chain(y, sr, np.random.default_rng(s), chain=Chain(drive_p=1.0))) for s in range(8)]
+    assert all(d <= p + 1e-3 for d, p in zip(driven, plain))
+    assert np.mean(driven) < np.mean(plain) - 0.05
+
+
+def _vgg_tf_vars(rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Random variables named and shaped as musicnn's VGG checkpoint holds them (HWIO kernels)."""
+    out: dict[str, np.ndarray] = {}
+    for i in range(6):
+        scope = "batch_normalization" + (f"_{i}" if i else "")
+        n = 1 if i == 0 else 128
+        out[f"{scope}/gamma"] = rng.uniform(0.5, 1.5, n).astype(np.float32)
+        out[f"{scope}/beta"] = rng.normal(0, 0.1, n).astype(np.float32)
+        out[f"{scope}/moving_mean"] = rng.normal(0, 0.1, n).astype(np.float32)
+        out[f"{scope}/moving_variance"] = rng.uniform(0.5, 1.5, n).astype(np.float32)
+    for j in range(1, 6):
+        out[f"{j}CNN/kernel"] = rng.normal(0, 0.1, (3, 3, 1 if j == 1 else 128, 128)).astype(np.float32)
+        out[f"{j}CNN/bias"] = rng.normal(0, 0.1, 128).astype(np.float32)
+    out["dense/kernel"] = rng.normal(0, 0.1, (256, 50)).astype(np.float32)
+    out["dense/bias"] = np.zeros(50, np.float32)
+    return out
+
+
+def test_vgg_port_reads_tensorflow_kernels_the_right_way_round() -> None:
+    """The first block of the port against a direct NHWC computation with the HWIO kernel
+    (a transposed kernel would pass a round trip, not this); then the whole network's shapes."""
+    from train.vgg import load_vgg
+
+    rng = np.random.default_rng(0)
+    tf_vars = _vgg_tf_vars(rng)
+    net = load_vgg(tf_vars)
+    x = rng.standard_normal((2, PATCH_FRAMES, 96)).astype(np.float32)
+    g, b, m, v = (tf_vars[f"batch_normalization/{k}"] for k in ("gamma", "beta", "moving_mean", "moving_variance"))
+    h = (x - m) / np.sqrt(v + 1e-3) * g + b
+    hp = np.pad(h, ((0, 0), (1, 1), (1, 1)))
+    k = tf_vars["1CNN/kernel"][:, :, 0, :]                                  # (3, 3, 128)
+    ref = sum(hp[:, dt : dt + PATCH_FRAMES, df : df + 96, None] * k[dt, df] for dt in range(3) for df in range(3))
+    ref = np.maximum(ref + tf_vars["1CNN/bias"], 0)                        # (2, 187, 96, 128), NHWC
+    with torch.no_grad():
+        got = torch.relu(net.convs[0](net.input_bn(torch.from_numpy(x)[:, None]))).permute(0, 2, 3, 1).numpy()
+        flat, tags = net(torch.from_numpy(x))
+    np.testing.assert_allclose(got, ref, atol=1e-4)
+    assert flat.shape == (2, 256) and tags.shape == (2, 50)
+
+
+def test_vgg_missing_variable_fails_loudly() -> None:
+    from train.vgg import vgg_state_dict
+
+    tf_vars = _vgg_tf_vars(np.random.default_rng(1))
+    del tf_vars["4CNN/bias"]
+    with pytest.raises(KeyError, match="4CNN/bias"):
+        vgg_state_dict(tf_vars)
+
+
+def test_backbone_probe_scores_clips_from_their_windows() -> None:
+    """The screen's probe on features that name the genre (plus noise) gets every valid clip
+    right, and on pure noise stays near chance: the clip verdict averages window logits."""
+    pytest.importorskip("sklearn")
+    from train.backbones import probe
+
+    rng = np.random.default_rng(0)
+    centres = rng.standard_normal((4, 8)) * 3
+
+    def clips(signal: float) -> dict:
+        out = {}
+        for i in range(48):
+            split = ("train", "valid", "extra")[i % 3]
+            label = i % 4
+            feats = centres[label] * signal + rng.standard_normal((10, 8))
+            out[f"c{i}"] = {"split": split, "label": label, "features": {"a": feats.astype(np.float32)}}
+        return out
+
+    good = probe(clips(1.0), ("a",), 0.1)
+    assert good["track_accuracy"] == 1.0 and good["segment_accuracy"] > 0.9 and good["dims"] == 8
+    assert probe(clips(0.0), ("a",), 0.1)["track_accuracy"] < 0.75

@@ -189,6 +189,7 @@ DELEGATED = {
     "robustness": "a model's figures on one split under level, bandwidth, codec, noise, EQ and speed changes",
     "level": "copy a model with loudness normalisation to the training clips' median level",
     "smoothing": "fit the timeline's smoothing over time on validation and write it into models",
+    "backbones": "experiment: the musicnn wheel's other networks (MTT_musicnn, MSD_vgg) as genre features, scored on valid",
 }
 
 

@@ -9,15 +9,26 @@ front end it meets at run time.
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["gain", "tilt_eq", "add_noise", "speed", "lowpass", "mp3_roundtrip", "random_chain"]
+__all__ = ["gain", "drive", "tilt_eq", "add_noise", "speed", "lowpass", "mp3_roundtrip", "Chain", "random_chain"]
 
 
 def gain(y: np.ndarray, db: float) -> np.ndarray:
     """Scale by ``db`` decibels (clipped to [-1, 1] like a real file would be)."""
     return np.clip(y * np.float32(10.0 ** (db / 20.0)), -1.0, 1.0).astype(np.float32)
+
+
+def drive(y: np.ndarray, db: float, soft: bool = False) -> np.ndarray:
+    """Push ``db`` decibels into full scale: hard clipping, or a ``tanh`` soft clipper.
+
+    Loud modern masters are limited and clipped far more than GTZAN's clips; this
+    mimics them (the level itself is normalised at run time, the distortion is not).
+    """
+    z = y * np.float32(10.0 ** (db / 20.0))
+    return (np.tanh(z) if soft else np.clip(z, -1.0, 1.0)).astype(np.float32)
 
 
 def _filter(y: np.ndarray, sr: int, curve_db: np.ndarray, freqs: np.ndarray) -> np.ndarray:
@@ -76,8 +87,33 @@ def mp3_roundtrip(y: np.ndarray, sr: int, quality: float) -> np.ndarray:
 LOWPASS_P = 0.2
 
 
+@dataclass(frozen=True)
+class Chain:
+    """The probabilities of :func:`random_chain`'s optional steps (its recipe).
+
+    Attributes
+    ----------
+    lowpass_p : float
+        Probability of a low-pass between 3.5 kHz and ``sr / 2.2`` (band-limited sources,
+        low-bitrate codecs).
+    drive_p : float
+        Probability that the copy is finally driven 3–15 dB into full scale, hard or
+        soft clipped (:func:`drive`; loud, limited masters). 0 draws nothing, so the
+        chain's other steps are those of a recipe without it.
+    """
+
+    lowpass_p: float = LOWPASS_P
+    drive_p: float = 0.0
+
+    def key(self) -> str:
+        """A cache-key suffix: empty for the default recipe, so older caches stay valid."""
+        default = Chain()
+        return ((f"|lowpass{self.lowpass_p:g}" if self.lowpass_p != default.lowpass_p else "")
+                + (f"|drive{self.drive_p:g}" if self.drive_p != default.drive_p else ""))
+
+
 def random_chain(y: np.ndarray, sr: int, rng: np.random.Generator, strength: float = 1.0,
-                 lowpass_p: float = LOWPASS_P) -> np.ndarray:
+                 chain: Chain = Chain()) -> np.ndarray:
     """A random mix of the augmentations above, each applied with some probability.
 
     Parameters
@@ -90,8 +126,8 @@ def random_chain(y: np.ndarray, sr: int, rng: np.random.Generator, strength: flo
         Source of randomness (seeded by the caller for reproducibility).
     strength : float
         Scales the ranges (0 returns ``y`` unchanged).
-    lowpass_p : float
-        Probability of the low-pass (band-limited sources, low-bitrate codecs).
+    chain : Chain
+        The optional steps' probabilities.
     """
     if strength <= 0:
         return y
@@ -100,7 +136,7 @@ def random_chain(y: np.ndarray, sr: int, rng: np.random.Generator, strength: flo
         out = speed(out, sr, float(rng.uniform(1 - 0.08 * strength, 1 + 0.08 * strength)))
     if rng.random() < 0.7:
         out = tilt_eq(out, sr, rng, 6.0 * strength)
-    if rng.random() < lowpass_p:
+    if rng.random() < chain.lowpass_p:
         out = lowpass(out, sr, float(rng.uniform(3500.0, sr / 2.2)))
     if rng.random() < 0.4:
         out = add_noise(out, rng, float(rng.uniform(45.0 - 25.0 * strength, 45.0)), pink=bool(rng.random() < 0.5))
@@ -108,4 +144,6 @@ def random_chain(y: np.ndarray, sr: int, rng: np.random.Generator, strength: flo
         out = mp3_roundtrip(out, sr, float(rng.uniform(0.3, 1.0)))
     peak = float(np.max(np.abs(out))) + 1e-9
     out = gain(out / peak * min(peak, 1.0), float(rng.uniform(-12.0 * strength, 3.0)))
+    if chain.drive_p > 0 and rng.random() < chain.drive_p:
+        out = drive(out, float(rng.uniform(3.0, 3.0 + 12.0 * strength)), soft=bool(rng.random() < 0.5))
     return out.astype(np.float32)

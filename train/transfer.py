@@ -34,7 +34,7 @@ from genre_infer import features as gi_features
 from genre_infer.features import FeatureSpec
 from genre_infer.loudness import LEVEL_METER, to_level
 
-from .audio_augment import LOWPASS_P, random_chain
+from .audio_augment import LOWPASS_P, Chain, random_chain
 from .constants import REPO_ROOT, SEED
 from .data import Track, assign_splits, discover
 from .metrics import TrackPrediction, scores, softmax, track_timeline, track_verdict, track_windows
@@ -113,7 +113,7 @@ def pooled_windows(net: Musicnn, y: np.ndarray, spec: FeatureSpec = MUSICNN_SPEC
 
 
 def version_audio(y: np.ndarray, track: Track, version: int, seed: int = SEED, strength: float = 1.0,
-                  lowpass_p: float = LOWPASS_P) -> np.ndarray:
+                  chain: Chain = Chain()) -> np.ndarray:
     """Version ``version`` of a clip at 16 kHz: itself for 0, else a seeded random augmentation chain.
 
     Deterministic in ``(seed, version, track)``, so the student of :mod:`train.distill`
@@ -122,13 +122,13 @@ def version_audio(y: np.ndarray, track: Track, version: int, seed: int = SEED, s
     if version == 0:
         return y
     rng = np.random.default_rng([seed, version, int(hashlib.sha1(track.rel.encode()).hexdigest()[:8], 16)])
-    return random_chain(y, MUSICNN_SPEC.sr, rng, strength, lowpass_p)
+    return random_chain(y, MUSICNN_SPEC.sr, rng, strength, chain)
 
 
 def _cache_path(track: Track, version: int, seed: int, layout: str = "windows", level_db: float | None = None,
-                lowpass_p: float = LOWPASS_P) -> Path:
+                chain: Chain = Chain()) -> Path:
     level = "" if level_db is None else f"|level{level_db:.2f}|{LEVEL_METER}"
-    recipe = "" if lowpass_p == LOWPASS_P or version == 0 else f"|lowpass{lowpass_p:g}"
+    recipe = "" if version == 0 else chain.key()
     key = hashlib.sha1(f"{track.path}|{track.path.stat().st_size}|{version}|{seed}{level}{recipe}".encode()).hexdigest()[:16]
     folder = EMBED_DIR if layout == "windows" else EMBED_DIR.with_name(f"embeddings-{layout}")
     return folder / f"{track.path.stem}-{version}-{key}.npz"
@@ -136,7 +136,7 @@ def _cache_path(track: Track, version: int, seed: int, layout: str = "windows", 
 
 def embed_tracks(
     root: str | os.PathLike[str], n_aug: int = 4, seed: int = SEED, strength: float = 1.0,
-    log: Any = print, layout: str = "windows", level_db: float | None = None, lowpass_p: float = LOWPASS_P,
+    log: Any = print, layout: str = "windows", level_db: float | None = None, chain: Chain = Chain(),
 ) -> tuple[list[EmbeddedTrack], list[str], str]:
     """Embed every clip of a data root (augmented copies for train/extra), cached.
 
@@ -167,14 +167,14 @@ def embed_tracks(
         versions = 1 + (n_aug if track.split in ("train", "extra") else 0)
         y = None
         for v in range(versions):
-            path = _cache_path(track, v, seed, layout, level_db, lowpass_p)
+            path = _cache_path(track, v, seed, layout, level_db, chain)
             if path.is_file():
                 z = np.load(path)
                 pooled, starts_s, n_samples = z["pooled"].astype(np.float32), z["starts_s"], int(z["n_samples"])
             else:
                 if y is None:
                     y = gi_audio.load(track.path, MUSICNN_SPEC.sr)
-                yv = version_audio(y, track, v, seed, strength, lowpass_p)
+                yv = version_audio(y, track, v, seed, strength, chain)
                 yv = to_level(yv, MUSICNN_SPEC.sr, level_db)
                 pooled, starts_s = (pooled_sequence(live, yv) if layout == "sequence" else pooled_windows(net, yv))
                 n_samples = len(yv)
@@ -490,7 +490,7 @@ def run(
     root: str | os.PathLike[str], out_dir: Path, n_aug: int, trials: int, export_to: Path | None,
     name: str, version: str, uncertain_below: float, read_test: bool, log: Any = print,
     layout: str = "stream", head_from: Path | None = None, export_valid_to: Path | None = None,
-    level_db: float | None = None, lowpass_p: float = LOWPASS_P,
+    level_db: float | None = None, chain: Chain = Chain(),
 ) -> dict[str, Any]:
     """The whole transfer recipe: embed, search (valid), calibrate (valid), retrain, test once, CV, export.
 
@@ -505,7 +505,7 @@ def run(
     t_start = time.time()
     # the stream layout embeds exactly what the sequence layout does: they share its cache
     items, labels, how = embed_tracks(root, n_aug, log=log, layout="windows" if layout == "windows" else "sequence",
-                                      level_db=level_db, lowpass_p=lowpass_p)
+                                      level_db=level_db, chain=chain)
     spec = MUSICNN_SPEC if level_db is None else replace(MUSICNN_SPEC, level_db=round(level_db, 2))
     n_labels = len(labels)
     backbone = load_backbone()
@@ -577,7 +577,7 @@ def run(
     net = net_cls(backbone, head).eval()
     result = {
         "labels": labels, "split": how, "search_best": best, "config": asdict(cfg), "augmented": use_aug,
-        "n_aug": n_aug, "lowpass_p": lowpass_p, "layout": layout, "valid": valid_report, "calibration": calib, "cv": cv_summary, "test": test_report,
+        "n_aug": n_aug, "lowpass_p": chain.lowpass_p, "drive_p": chain.drive_p, "layout": layout, "valid": valid_report, "calibration": calib, "cv": cv_summary, "test": test_report,
         "parameters": int(sum(p.numel() for p in net.parameters())), "wall_s": round(time.time() - t_start, 1),
     }
     save_json(out_dir / "result.json", result)
@@ -587,7 +587,8 @@ def run(
                 "data": f"GTZAN subset ({Path(root).name}): {len(items)} clip versions", "split": how,
                 "recipe": f"musicnn (MSD) front/mid end frozen ({layout} layout); genre head trained on pooled features "
                           f"of {n_aug} augmented copies per training clip"
-                          + (f" ({lowpass_p:g} of them band-limited)" if lowpass_p != LOWPASS_P else "")
+                          + (f" ({chain.lowpass_p:g} of them band-limited)" if chain.lowpass_p != LOWPASS_P else "")
+                          + (f" ({chain.drive_p:g} of them driven into clipping)" if chain.drive_p else "")
                           + (f", every version scaled to {level_db:.2f} dBFS gated level" if level_db is not None else "")
                           + "; selected on valid; retrained on train+valid+extra for the selected epochs",
                 "pretrained": "musicnn 0.1.0 MSD_musicnn (PyPI wheel, ISC licence)",
@@ -649,6 +650,8 @@ def main(argv: list[str] | None = None) -> int:
                          "to the training clips' median gated level before the features")
     ap.add_argument("--lowpass-p", type=float, default=LOWPASS_P,
                     help=f"probability that an augmented copy is band-limited (default {LOWPASS_P})")
+    ap.add_argument("--drive-p", type=float, default=0.0,
+                    help="probability that an augmented copy is driven 3-15 dB into clipping (default 0)")
     ap.add_argument("--layout", choices=["stream", "sequence", "windows"], default="stream",
                     help="stream (shipped): musicnn over stretches that hand their frame embeddings on, "
                          "windows pooled from them; sequence: one call over a whole stretch, windows pooled "
@@ -662,7 +665,8 @@ def main(argv: list[str] | None = None) -> int:
         level_db = round(training_level_db(a.data, MUSICNN_SPEC.sr)[0], 2)  # as the metadata stores it
     run(a.data, out, a.n_aug, a.trials, a.export, a.name, a.version, a.uncertain_below, not a.no_test,
         log=lambda m: print(m, flush=True), layout=a.layout, head_from=a.head_from,
-        export_valid_to=a.export_valid, level_db=level_db, lowpass_p=a.lowpass_p)
+        export_valid_to=a.export_valid, level_db=level_db,
+        chain=Chain(lowpass_p=a.lowpass_p, drive_p=a.drive_p))
     return 0
 
 
