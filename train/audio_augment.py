@@ -26,6 +26,15 @@ def drive(y: np.ndarray, db: float, soft: bool = False) -> np.ndarray:
 
     Loud modern masters are limited and clipped far more than GTZAN's clips; this
     mimics them (the level itself is normalised at run time, the distortion is not).
+
+    Parameters
+    ----------
+    y : np.ndarray
+        Mono float32 signal.
+    db : float
+        Gain before the clipper.
+    soft : bool
+        ``tanh`` (a soft knee, no flat tops) instead of clipping to [-1, 1].
     """
     z = y * np.float32(10.0 ** (db / 20.0))
     return (np.tanh(z) if soft else np.clip(z, -1.0, 1.0)).astype(np.float32)

@@ -22,7 +22,7 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -41,25 +41,27 @@ __all__ = ["embed_clean", "probe", "table", "main"]
 ROWS: tuple[tuple[str, ...], ...] = (("MSD_musicnn",), ("MTT_musicnn",), ("MSD_vgg",),
                                      ("MSD_musicnn", "MTT_musicnn"), ("MSD_musicnn", "MSD_vgg"))
 C_GRID = (1e-3, 1e-2, 1e-1)
-LEVEL_DB = -16.93  # the shipped model's level (1.4.0 on)
+
+Extractor = Callable[[torch.Tensor], torch.Tensor]
 
 
-def _extractors(wheel: Path) -> dict[str, Any]:
+def _extractors(wheel: Path) -> dict[str, Extractor]:
     """Window batch ``(W, 187, 96)`` → features ``(W, D)`` for each backbone of the wheel."""
     from .musicnn import Musicnn
     from .pretrained import _from_wheel, musicnn_state_dict
     from .vgg import load_vgg
 
-    out: dict[str, Any] = {}
+    out: dict[str, Extractor] = {}
     for name in ("MSD_musicnn", "MTT_musicnn"):
         net = Musicnn()
-        net.load_state_dict({k: torch.from_numpy(v) for k, v in musicnn_state_dict(_from_wheel(wheel, name)).items()},
-                            strict=False)
+        state = {k: torch.from_numpy(v) for k, v in musicnn_state_dict(_from_wheel(wheel, name)).items()}
+        missing, unexpected = net.load_state_dict(state, strict=False)
+        if [k for k in missing if not k.endswith("num_batches_tracked")] or unexpected:
+            raise ValueError(f"{name} does not fit the port: missing {missing}, unexpected {unexpected}")
         net.eval()
 
         def musicnn_features(w: torch.Tensor, net: Musicnn = net) -> torch.Tensor:
-            h = net.pool_bn(Musicnn.pool(net.frame_features(w)))
-            return net.penultimate_bn(torch.relu(net.penultimate(h)))
+            return net.embed(Musicnn.pool(net.frame_features(w)))
 
         out[name] = musicnn_features
     vgg = load_vgg(_from_wheel(wheel, "MSD_vgg"))
@@ -69,17 +71,26 @@ def _extractors(wheel: Path) -> dict[str, Any]:
 
 @torch.no_grad()
 def embed_clean(root: str, wheel: Path, log: Any = print) -> dict[str, dict[str, Any]]:
-    """Every clip with a split: its split, genre index and each backbone's window features."""
+    """The clips of train, extra and valid (test is not read), each scaled to the training clips'
+    median level as the runtime does.
+
+    Returns
+    -------
+    dict
+        Clip name → ``{"split", "label" (genre index), "features" (backbone → (windows, D))}``.
+    """
+    from .level import training_level_db
     from .transfer import MUSICNN_SPEC as spec
 
     tracks, labels = discover(root)
     assign_splits(tracks, root, SEED)
+    level_db = round(training_level_db(root, spec.sr)[0], 2)  # as the shipped model's metadata stores it
     extract = _extractors(wheel)
     torch.set_num_threads(os.cpu_count() or 1)
     clips: dict[str, dict[str, Any]] = {}
     t0 = time.time()
-    for n, t in enumerate(t for t in tracks if t.split):
-        y = to_level(gi_audio.load(t.path, spec.sr), spec.sr, LEVEL_DB)
+    for n, t in enumerate(t for t in tracks if t.split in ("train", "extra", "valid")):
+        y = to_level(gi_audio.load(t.path, spec.sr), spec.sr, level_db)
         w, _ = track_windows(gi_features.compute(gi_features.fill_window(y, spec), spec), spec)
         x = torch.from_numpy(w)
         feats = {name: torch.cat([f(x[i : i + 32]) for i in range(0, len(x), 32)]).numpy() for name, f in extract.items()}
@@ -91,6 +102,7 @@ def embed_clean(root: str, wheel: Path, log: Any = print) -> dict[str, dict[str,
 
 def _stack(clips: dict[str, dict[str, Any]], splits: tuple[str, ...],
            names: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The windows of ``splits``' clips with ``names``' features joined: ``(x, labels, clip names)``."""
     xs, ys, groups = [], [], []
     for clip, c in sorted(clips.items()):
         if c["split"] in splits:
