@@ -148,10 +148,7 @@ def sticky_smooth(probs: np.ndarray, switch_prob: float, temperature: float = 1.
         v = e[t + 1] * bwd[t + 1]
         w = stay * v + other * v.sum()
         bwd[t] = w / w.sum()
-    z = np.log(fwd * bwd) / temperature
-    z -= z.max(axis=1, keepdims=True)
-    post = np.exp(z)
-    return (post / post.sum(axis=1, keepdims=True)).astype(np.float32)
+    return softmax(np.log(fwd * bwd), temperature)
 
 
 def timeline_from_logits(

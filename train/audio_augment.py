@@ -114,11 +114,21 @@ class Chain:
     lowpass_p: float = LOWPASS_P
     drive_p: float = 0.0
 
+    def _changed(self) -> list[tuple[str, float]]:
+        """The probabilities that differ from the default recipe's, by field name."""
+        default = Chain()
+        return [(f, getattr(self, f)) for f in ("lowpass_p", "drive_p") if getattr(self, f) != getattr(default, f)]
+
     def key(self) -> str:
         """A cache-key suffix: empty for the default recipe, so older caches stay valid."""
-        default = Chain()
-        return ((f"|lowpass{self.lowpass_p:g}" if self.lowpass_p != default.lowpass_p else "")
-                + (f"|drive{self.drive_p:g}" if self.drive_p != default.drive_p else ""))
+        names = {"lowpass_p": "lowpass", "drive_p": "drive"}
+        return "".join(f"|{names[f]}{p:g}" for f, p in self._changed())
+
+    def describe(self) -> str:
+        """How the recipe differs from the default, in words for a model's training note
+        (empty for the default recipe)."""
+        words = {"lowpass_p": "band-limited", "drive_p": "driven into clipping"}
+        return "".join(f" ({p:g} of them {words[f]})" for f, p in self._changed())
 
 
 def random_chain(y: np.ndarray, sr: int, rng: np.random.Generator, strength: float = 1.0,

@@ -48,17 +48,12 @@ Extractor = Callable[[torch.Tensor], torch.Tensor]
 def _extractors(wheel: Path) -> dict[str, Extractor]:
     """Window batch ``(W, 187, 96)`` → features ``(W, D)`` for each backbone of the wheel."""
     from .musicnn import Musicnn
-    from .pretrained import _from_wheel, musicnn_state_dict
+    from .pretrained import _from_wheel, load_musicnn
     from .vgg import load_vgg
 
     out: dict[str, Extractor] = {}
     for name in ("MSD_musicnn", "MTT_musicnn"):
-        net = Musicnn()
-        state = {k: torch.from_numpy(v) for k, v in musicnn_state_dict(_from_wheel(wheel, name)).items()}
-        missing, unexpected = net.load_state_dict(state, strict=False)
-        if [k for k in missing if not k.endswith("num_batches_tracked")] or unexpected:
-            raise ValueError(f"{name} does not fit the port: missing {missing}, unexpected {unexpected}")
-        net.eval()
+        net = load_musicnn(_from_wheel(wheel, name))
 
         def musicnn_features(w: torch.Tensor, net: Musicnn = net) -> torch.Tensor:
             return net.embed(Musicnn.pool(net.frame_features(w)))
@@ -79,12 +74,12 @@ def embed_clean(root: str, wheel: Path, log: Any = print) -> dict[str, dict[str,
     dict
         Clip name → ``{"split", "label" (genre index), "features" (backbone → (windows, D))}``.
     """
-    from .level import training_level_db
+    from .level import stored_level_db
     from .transfer import MUSICNN_SPEC as spec
 
     tracks, labels = discover(root)
     assign_splits(tracks, root, SEED)
-    level_db = round(training_level_db(root, spec.sr)[0], 2)  # as the shipped model's metadata stores it
+    level_db = stored_level_db(root, spec.sr)  # the shipped model's level
     extract = _extractors(wheel)
     torch.set_num_threads(os.cpu_count() or 1)
     clips: dict[str, dict[str, Any]] = {}

@@ -26,7 +26,7 @@ from .constants import REPO_ROOT
 from .data import assign_splits, discover
 from .export import amend_metadata
 
-__all__ = ["training_level_db", "with_level", "main"]
+__all__ = ["training_level_db", "stored_level_db", "with_level", "main"]
 
 
 def training_level_db(root: str | Path, sr: int, splits: tuple[str, ...] = ("train", "extra")) -> tuple[float, int]:
@@ -40,11 +40,18 @@ def training_level_db(root: str | Path, sr: int, splits: tuple[str, ...] = ("tra
     return float(np.median(levels)), len(levels)
 
 
+def stored_level_db(root: str | Path, sr: int) -> float:
+    """The training clips' median level as a model's metadata stores it (to 0.01 dB): what a model
+    trained or normalised on the same clips is scaled to at run time."""
+    return round(training_level_db(root, sr)[0], 2)
+
+
 def with_level(src: Path, out: Path, level_db: float, version: str | None, note: str) -> ModelInfo:
     """Copy ``src`` to ``out`` with ``features.level_db`` set (and ``version``, a note)."""
     features = GenreModel(src, device="cpu").info.features.to_dict()
-    return amend_metadata(src, out, {"features": {**features, "level_db": round(level_db, 2)}},
-                          ("loudness", {"level_db": round(level_db, 2), "note": note}), version, LEVEL_FORMAT)
+    level_db = round(level_db, 2)  # as stored_level_db
+    return amend_metadata(src, out, {"features": {**features, "level_db": level_db}},
+                          ("loudness", {"level_db": level_db, "note": note}), version, LEVEL_FORMAT)
 
 
 def main(argv: list[str] | None = None) -> int:

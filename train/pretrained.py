@@ -21,10 +21,14 @@ import argparse
 import struct
 import zipfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-__all__ = ["read_checkpoint", "musicnn_state_dict", "convert"]
+if TYPE_CHECKING:
+    from .musicnn import Musicnn
+
+__all__ = ["read_checkpoint", "musicnn_state_dict", "load_musicnn", "convert"]
 
 # TensorFlow DataType enum values we can meet in these checkpoints.
 _DTYPES = {1: np.float32, 2: np.float64, 3: np.int32, 9: np.int64, 19: np.float16}
@@ -207,17 +211,16 @@ def musicnn_state_dict(tf_vars: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in out.items()}
 
 
-def convert(source: Path, out: Path, model: str = "MSD_musicnn") -> dict[str, object]:
-    """Convert a musicnn checkpoint (from the wheel or an unpacked folder) to a torch state_dict file.
+def load_musicnn(tf_vars: dict[str, np.ndarray]) -> Musicnn:
+    """:class:`train.musicnn.Musicnn` with every weight from musicnn's TensorFlow variables, in eval mode.
 
-    Loads the result into :class:`train.musicnn.Musicnn` with ``strict=True`` so
-    that nothing is left at its random initialisation.
+    Fails when any weight is missing or has the wrong shape, so that nothing is left at its
+    random initialisation (musicnn's own extractor silently keeps random weights).
     """
     import torch
 
     from .musicnn import Musicnn
 
-    tf_vars = _from_wheel(source, model) if source.suffix == ".whl" else _from_folder(source)
     state = {k: torch.from_numpy(v) for k, v in musicnn_state_dict(tf_vars).items()}
     net = Musicnn()
     expected = net.state_dict()
@@ -230,9 +233,21 @@ def convert(source: Path, out: Path, model: str = "MSD_musicnn") -> dict[str, ob
     missing = [k for k in net.state_dict() if k not in state and not k.endswith("num_batches_tracked")]
     if missing:
         raise ValueError(f"weights not loaded: {missing}")
+    return net.eval()
+
+
+def convert(source: Path, out: Path, model: str = "MSD_musicnn") -> dict[str, object]:
+    """Convert a musicnn checkpoint (from the wheel or an unpacked folder) to a torch state_dict file
+    (checked by :func:`load_musicnn`)."""
+    import torch
+
+    tf_vars = _from_wheel(source, model) if source.suffix == ".whl" else _from_folder(source)
+    net = load_musicnn(tf_vars)
     out.parent.mkdir(parents=True, exist_ok=True)
     torch.save(net.state_dict(), out)
-    return {"tensors": len(state), "parameters": sum(p.numel() for p in net.parameters()), "out": str(out)}
+    state = net.state_dict()
+    return {"tensors": sum(not k.endswith("num_batches_tracked") for k in state),
+            "parameters": sum(p.numel() for p in net.parameters()), "out": str(out)}
 
 
 def main() -> None:

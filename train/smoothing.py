@@ -100,18 +100,11 @@ def timeline_cases(model: str | Path, root: str | Path, split: str = "valid", se
     return cases
 
 
-def _tempered(q: np.ndarray, temperature: float) -> np.ndarray:
-    z = np.log(np.clip(q, 1e-12, None)) / temperature
-    z -= z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
-
-
 def fit_temperature(smoothed: list[np.ndarray], truths: list[np.ndarray]) -> float:
     """Temperature (on a log grid, 0.5 to 8) that minimises the seconds' negative log-likelihood."""
     def nll(temperature: float) -> float:
         return -float(np.mean(np.concatenate(
-            [np.log(np.clip(_tempered(q, temperature)[np.arange(len(t)), t], 1e-12, None))
+            [np.log(np.clip(tl.softmax(np.log(np.clip(q, 1e-12, None)), temperature)[np.arange(len(t)), t], 1e-12, None))
              for q, t in zip(smoothed, truths)])))
 
     return float(min(np.geomspace(0.5, 8.0, 81), key=nll))

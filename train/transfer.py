@@ -34,7 +34,7 @@ from genre_infer import features as gi_features
 from genre_infer.features import FeatureSpec
 from genre_infer.loudness import LEVEL_METER, to_level
 
-from .audio_augment import LOWPASS_P, Chain, random_chain
+from .audio_augment import Chain, random_chain
 from .constants import REPO_ROOT, SEED
 from .data import Track, assign_splits, discover
 from .metrics import TrackPrediction, scores, softmax, track_timeline, track_verdict, track_windows
@@ -587,8 +587,7 @@ def run(
                 "data": f"GTZAN subset ({Path(root).name}): {len(items)} clip versions", "split": how,
                 "recipe": f"musicnn (MSD) front/mid end frozen ({layout} layout); genre head trained on pooled features "
                           f"of {n_aug} augmented copies per training clip"
-                          + (f" ({chain.lowpass_p:g} of them band-limited)" if chain.lowpass_p != LOWPASS_P else "")
-                          + (f" ({chain.drive_p:g} of them driven into clipping)" if chain.drive_p else "")
+                          + chain.describe()
                           + (f", every version scaled to {level_db:.2f} dBFS gated level" if level_db is not None else "")
                           + "; selected on valid; retrained on train+valid+extra for the selected epochs",
                 "pretrained": "musicnn 0.1.0 MSD_musicnn (PyPI wheel, ISC licence)",
@@ -648,10 +647,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--normalise", action="store_true",
                     help="loudness normalisation: every clip version (and, at run time, every song) is scaled "
                          "to the training clips' median gated level before the features")
-    ap.add_argument("--lowpass-p", type=float, default=LOWPASS_P,
-                    help=f"probability that an augmented copy is band-limited (default {LOWPASS_P})")
-    ap.add_argument("--drive-p", type=float, default=0.0,
-                    help="probability that an augmented copy is driven 3-15 dB into clipping (default 0)")
+    ap.add_argument("--lowpass-p", type=float, default=Chain().lowpass_p,
+                    help=f"probability that an augmented copy is band-limited (default {Chain().lowpass_p:g})")
+    ap.add_argument("--drive-p", type=float, default=Chain().drive_p,
+                    help=f"probability that an augmented copy is driven 3-15 dB into clipping (default {Chain().drive_p:g})")
     ap.add_argument("--layout", choices=["stream", "sequence", "windows"], default="stream",
                     help="stream (shipped): musicnn over stretches that hand their frame embeddings on, "
                          "windows pooled from them; sequence: one call over a whole stretch, windows pooled "
@@ -660,9 +659,9 @@ def main(argv: list[str] | None = None) -> int:
     out = a.out or REPO_ROOT / "runs" / (time.strftime("%Y%m%d-%H%M%S") + "-transfer")
     level_db = None
     if a.normalise:
-        from .level import training_level_db
+        from .level import stored_level_db
 
-        level_db = round(training_level_db(a.data, MUSICNN_SPEC.sr)[0], 2)  # as the metadata stores it
+        level_db = stored_level_db(a.data, MUSICNN_SPEC.sr)
     run(a.data, out, a.n_aug, a.trials, a.export, a.name, a.version, a.uncertain_below, not a.no_test,
         log=lambda m: print(m, flush=True), layout=a.layout, head_from=a.head_from,
         export_valid_to=a.export_valid, level_db=level_db,
