@@ -114,41 +114,32 @@ class Classifier:
             Window probabilities, their start times, the sample count and the peak.
         """
         spec = self.model.features
-        gain = np.float32(1.0)
-        if spec.level_db is not None:
-            if level_db is None:
-                if not isinstance(blocks, (list, tuple)):
-                    raise ValueError("this model normalises loudness: pass level_db, or the blocks as a list")
-                meter = LevelMeter(spec.sr)
-                for b in blocks:
-                    meter.push(b)
-                level_db = meter.level_db()
-            gain = np.float32(gain_to(level_db, spec.level_db))
-        stream = feat.FeatureStream(spec)
-        runner = make_runner(self.model)
-        head: list[np.ndarray] = []  # the samples, kept only while shorter than one window
-        peak = 0.0
+        if spec.level_db is not None and level_db is None:
+            if not isinstance(blocks, (list, tuple)):
+                raise ValueError("this model normalises loudness: pass level_db, or the blocks as a list")
+            meter = LevelMeter(spec.sr)
+            for b in blocks:
+                meter.push(b)
+            level_db = meter.level_db()
+        nets = [_Network(self.model, level_db, spec.sr)]
+        nets += [_Network(m, level_db, spec.sr) for m, _ in self.model.experts]
+        n_samples, peak = 0, 0.0
         for block in blocks:
             if len(block) == 0:
                 continue
             if not np.isfinite(block).all():  # arrays are checked on the way in; files here
                 raise AudioError("the audio holds non-finite samples (NaN or infinity)")
             peak = max(peak, float(np.max(np.abs(block - block.mean()))))  # a DC offset is not signal
-            if gain != 1:
-                block = block * gain
-            if stream.n_samples < spec.segment_samples:
-                head.append(block)
-            runner.push(stream.push(block))
-        runner.push(stream.finish())
-        n_samples = stream.n_samples
+            n_samples += len(block)
+            for net in nets:
+                net.push(block)
         if n_samples == 0:
             empty = np.zeros((0, len(self.labels)), np.float32)
             return Analysis(empty, empty, np.zeros(0), 0, 0.0)
-        if runner.n_frames < spec.segment_frames:  # short input: repeat it to fill one window
-            runner = make_runner(self.model)
-            runner.push(feat.compute(feat.fill_window(np.concatenate(head), spec), spec))
-        logits, starts = runner.finish()
-        return Analysis(logits, self.model.calibrate(logits), starts * spec.hop_length / spec.sr, n_samples, peak)
+        logits, starts = nets[0].finish()
+        for net, (_, weights) in zip(nets[1:], self.model.experts):
+            logits = logits + weights * net.finish_at(starts)
+        return Analysis(logits, self.model.calibrate(logits), starts, n_samples, peak)
 
     def window_probabilities(self, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Probabilities of every network window of a whole signal at the model's rate.
@@ -205,6 +196,45 @@ class Classifier:
         )
 
     __call__ = classify
+
+
+class _Network:
+    """One network's features and windows over a signal that arrives in blocks at ``sr``
+    (resampled to the network's own rate, scaled to its loudness level)."""
+
+    def __init__(self, model: GenreModel, level_db: float | None, sr: int) -> None:
+        self.model, self.spec = model, model.features
+        self.gain = np.float32(1.0 if self.spec.level_db is None else gain_to(level_db, self.spec.level_db))
+        self.resampler = audio_mod.block_resampler(sr, self.spec.sr)
+        self.stream = feat.FeatureStream(self.spec)
+        self.runner = make_runner(model)
+        self.head: list[np.ndarray] = []  # the samples, kept only while shorter than one window
+
+    def push(self, block: np.ndarray, last: bool = False) -> None:
+        y = self.resampler(block, last)
+        if self.gain != 1:
+            y = y * self.gain
+        if self.stream.n_samples < self.spec.segment_samples:
+            self.head.append(y)
+        self.runner.push(self.stream.push(y))
+
+    def finish(self) -> tuple[np.ndarray, np.ndarray]:
+        """Window logits and window starts in seconds."""
+        self.push(np.zeros(0, np.float32), last=True)
+        self.runner.push(self.stream.finish())
+        if self.runner.n_frames < self.spec.segment_frames:  # short input: repeat it to fill one window
+            self.runner = make_runner(self.model)
+            self.runner.push(feat.compute(feat.fill_window(np.concatenate(self.head), self.spec), self.spec))
+        logits, starts = self.runner.finish()
+        return logits, starts * self.spec.hop_length / self.spec.sr
+
+    def finish_at(self, starts_s: np.ndarray) -> np.ndarray:
+        """Window logits of the windows whose starts are nearest ``starts_s``."""
+        logits, own = self.finish()
+        i = np.clip(np.searchsorted(own, starts_s), 1, max(len(own) - 1, 1))
+        nearest = np.where(np.abs(own[i - 1] - starts_s) <= np.abs(own[np.minimum(i, len(own) - 1)] - starts_s),
+                           i - 1, np.minimum(i, len(own) - 1))
+        return logits[nearest]
 
 
 def load_model(

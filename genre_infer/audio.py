@@ -19,7 +19,7 @@ import numpy as np
 from .constants import DECODE_BLOCK_S, SNDFILE_EXTENSIONS
 from .errors import AudioError, DecodeError, FFmpegMissingError
 
-__all__ = ["load", "stream", "to_mono", "resample", "from_array", "ffmpeg_available"]
+__all__ = ["load", "stream", "to_mono", "resample", "from_array", "ffmpeg_available", "block_resampler"]
 
 
 def ffmpeg_available() -> bool:
@@ -128,6 +128,12 @@ class _Resampler:
     def __call__(self, y: np.ndarray, last: bool) -> np.ndarray:
         y = np.ascontiguousarray(y, dtype=np.float32)
         return y if self._stream is None else self._stream.resample_chunk(y, last=last)
+
+
+def block_resampler(orig_sr: int, target_sr: int) -> _Resampler:
+    """A streaming resampler: call it with consecutive blocks (``last=True`` with the final one,
+    which may be empty); the output does not depend on how the signal is split."""
+    return _Resampler(orig_sr, target_sr)
 
 
 def to_mono(y: np.ndarray) -> np.ndarray:

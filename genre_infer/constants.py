@@ -15,8 +15,10 @@ METADATA_KEY = "genre_infer"
 #: 1: windowed networks; 2: adds fully convolutional "sequence" networks; 3: adds "stream"
 #: networks (sequence networks that hand their frame embeddings on to the next call);
 #: 4: adds loudness normalisation (``features.level_db``); 5: adds smoothing of the timeline
-#: (``timeline``).
-METADATA_FORMAT_VERSION = 5
+#: (``timeline``); 6: adds EfficientAT's front end (``features.mel_scale``, ``win_length``,
+#: ``symmetric_window``, ``pad_mode``, ``preemphasis``, ``cutoff_hz``; the ``ln`` compression) and
+#: ``network.chunk_frames``, and ``experts`` (networks whose logits are added to the model's).
+METADATA_FORMAT_VERSION = 6
 
 #: Version of the JSON/JSONL/CSV output schema (``schema_version`` field).
 OUTPUT_SCHEMA_VERSION = 1

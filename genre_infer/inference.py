@@ -173,7 +173,7 @@ def make_runner(model: GenreModel) -> WindowRunner | SequenceRunner | StreamRunn
     """The runner for a model's network layout."""
     layout = model.info.network.layout
     if layout == "stream":
-        return StreamRunner(model)
+        return StreamRunner(model, model.info.network.chunk_frames or SEQUENCE_CHUNK_FRAMES)
     return SequenceRunner(model) if layout == "sequence" else WindowRunner(model)
 
 

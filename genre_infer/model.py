@@ -52,7 +52,7 @@ from .errors import GenreInferError, ModelError
 from .features import FeatureSpec
 
 __all__ = [
-    "ModelInfo", "NetworkSpec", "TimelineSpec", "GenreModel", "resolve_model_path", "available_models",
+    "ModelInfo", "NetworkSpec", "TimelineSpec", "ExpertSpec", "GenreModel", "resolve_model_path", "available_models",
     "select_providers",
 ]
 
@@ -65,6 +65,9 @@ LAYOUT_FORMAT = {"windows": 1, "sequence": 2, "stream": 3}
 LEVEL_FORMAT = 4
 #: Metadata format that introduced ``timeline`` (smoothing of the per-second probabilities).
 TIMELINE_FORMAT = 5
+#: Metadata format that introduced EfficientAT's front end (``features.mel_scale`` etc.),
+#: ``network.chunk_frames`` and ``experts``.
+FRONT_END_FORMAT = 6
 
 #: Input names of a ``stream`` network, in this order.
 STREAM_INPUTS = ("features", "keep", "past", "starts")
@@ -91,23 +94,40 @@ class NetworkSpec:
         field's half-width): stretches are cut with this much extra on each
         side, so the result equals one call over the whole signal (``sequence``
         and ``stream``).
+    chunk_frames : int or None
+        New frames per call of a ``stream`` network (``None``: the runtime's
+        :data:`~genre_infer.constants.SEQUENCE_CHUNK_FRAMES`). A network that
+        normalises over its whole input (squeeze-and-excitation, as EfficientAT's)
+        fixes it, so its embeddings are those it was trained and checked with.
     """
 
     layout: Layout = "windows"
     context_frames: int = 0
+    chunk_frames: int | None = None
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> NetworkSpec:
         """Parse the ``network`` metadata entry; raise ``ValueError`` when it is inconsistent."""
-        unknown = set(d) - {"layout", "context_frames"}
+        unknown = set(d) - {"layout", "context_frames", "chunk_frames"}
         if unknown:
             raise ValueError(f"unknown network parameters: {sorted(unknown)}")
-        net = cls(str(d.get("layout", "windows")), int(d.get("context_frames", 0)))  # type: ignore[arg-type]
+        chunk = d.get("chunk_frames")
+        net = cls(str(d.get("layout", "windows")), int(d.get("context_frames", 0)),  # type: ignore[arg-type]
+                  None if chunk is None else int(chunk))
         if net.layout not in LAYOUT_FORMAT:
             raise ValueError(f"unknown network layout {net.layout!r}")
         if net.context_frames < 0:
             raise ValueError("context_frames must not be negative")
+        if net.chunk_frames is not None and not 1 <= net.chunk_frames <= 1 << 16:
+            raise ValueError("chunk_frames must be in 1..65536")
         return net
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``network`` metadata entry (``chunk_frames`` only when set)."""
+        d: dict[str, Any] = {"layout": self.layout, "context_frames": self.context_frames}
+        if self.chunk_frames is not None:
+            d["chunk_frames"] = self.chunk_frames
+        return d
 
 
 @dataclass(frozen=True)
@@ -146,6 +166,50 @@ class TimelineSpec:
 
 
 @dataclass(frozen=True)
+class ExpertSpec:
+    """A second network whose window logits are added to the model's, genre by genre.
+
+    Attributes
+    ----------
+    model : str
+        File name of the expert's ``.onnx``, relative to the model file's folder (a path
+        inside it: no absolute path, no ``..``). The expert is a genre-infer model with the
+        same labels, and its own features (its own sample rate) and layout.
+    weights : tuple of float
+        Per-genre factor of the expert's logits: the model's window logits become
+        ``logits + weights * expert_logits``, each window taking the expert window whose
+        start is nearest.
+    sha256 : str
+        Digest of the expert file: a model never runs with an expert it was not fitted with.
+    """
+
+    model: str
+    weights: tuple[float, ...]
+    sha256: str
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], n_labels: int) -> ExpertSpec:
+        """Parse one ``experts`` entry; raise ``ValueError`` when it is inconsistent."""
+        unknown = set(d) - {"model", "weights", "sha256"}
+        if unknown:
+            raise ValueError(f"unknown expert parameters: {sorted(unknown)}")
+        model, weights, digest = d["model"], d["weights"], d["sha256"]
+        if not isinstance(model, str) or not model.endswith(".onnx") or model.startswith(("/", "\\")) \
+                or ".." in Path(model).parts or ":" in model:
+            raise ValueError("an expert's model must be a relative .onnx path inside the model's folder")
+        if not isinstance(weights, list) or len(weights) != n_labels or \
+                not all(isinstance(w, (int, float)) and not isinstance(w, bool) and np.isfinite(w) for w in weights):
+            raise ValueError(f"an expert's weights must be {n_labels} finite numbers")
+        if not isinstance(digest, str) or len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+            raise ValueError("an expert's sha256 must be 64 lowercase hex digits")
+        return cls(model, tuple(float(w) for w in weights), digest)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The metadata entry."""
+        return {"model": self.model, "weights": list(self.weights), "sha256": self.sha256}
+
+
+@dataclass(frozen=True)
 class ModelInfo:
     """What a model's metadata says about it.
 
@@ -167,6 +231,8 @@ class ModelInfo:
         Layout of the network's input and output.
     timeline : TimelineSpec or None
         Smoothing of the per-second probabilities (``None``: none).
+    experts : tuple of ExpertSpec
+        Networks whose logits are added to this one's (:class:`ExpertSpec`).
     """
 
     name: str
@@ -178,6 +244,7 @@ class ModelInfo:
     extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
     network: NetworkSpec = NetworkSpec()
     timeline: TimelineSpec | None = None
+    experts: tuple[ExpertSpec, ...] = ()
 
     @classmethod
     def from_metadata(cls, meta: dict[str, Any]) -> ModelInfo:
@@ -203,6 +270,7 @@ class ModelInfo:
                 extra={k: v for k, v in meta.items() if k not in _CORE_KEYS},
                 network=NetworkSpec.from_dict(dict(meta.get("network", {}))),
                 timeline=TimelineSpec.from_dict(dict(meta["timeline"])) if "timeline" in meta else None,
+                experts=tuple(ExpertSpec.from_dict(dict(e), len(labels)) for e in _expert_list(meta)),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ModelError(f"invalid genre-infer metadata ({exc})") from None
@@ -217,7 +285,14 @@ class ModelInfo:
             raise ModelError(f"loudness normalisation (features.level_db) needs metadata format {LEVEL_FORMAT}")
         if info.timeline is not None and version < TIMELINE_FORMAT:
             raise ModelError(f"timeline smoothing needs metadata format {TIMELINE_FORMAT}")
+        if info._needs_front_end_format() and version < FRONT_END_FORMAT:
+            raise ModelError(f"these feature or network parameters need metadata format {FRONT_END_FORMAT}")
         return info
+
+    def _needs_front_end_format(self) -> bool:
+        feats = set(self.features.to_dict()) - {"level_db"}
+        return (bool(feats - _FORMAT5_FEATURES) or self.features.compression == "ln"
+                or self.network.chunk_frames is not None or bool(self.experts))
 
     @property
     def smoothing_args(self) -> tuple[float, float]:
@@ -232,21 +307,37 @@ class ModelInfo:
             # the oldest format that can describe it
             "format_version": max(LAYOUT_FORMAT[self.network.layout],
                                   LEVEL_FORMAT if self.features.level_db is not None else 1,
-                                  TIMELINE_FORMAT if self.timeline is not None else 1),
+                                  TIMELINE_FORMAT if self.timeline is not None else 1,
+                                  FRONT_END_FORMAT if self._needs_front_end_format() else 1),
             "name": self.name,
             "version": self.version,
             "labels": list(self.labels),
             "features": self.features.to_dict(),
             "temperature": self.temperature,
             "uncertain_below": self.uncertain_below,
-            **({"network": asdict(self.network)} if seq else {}),
+            **({"network": self.network.to_dict()} if seq else {}),
             **({"timeline": asdict(self.timeline)} if self.timeline is not None else {}),
+            **({"experts": [e.to_dict() for e in self.experts]} if self.experts else {}),
             **self.extra,
         }
 
 
+#: Feature parameters that metadata formats up to 5 know.
+_FORMAT5_FEATURES = {"kind", "sr", "n_fft", "hop_length", "n_mels", "fmin", "fmax", "compression", "log_scale",
+                     "n_mfcc", "segment_frames", "window_hop_s", "mean", "std"}
+
 _CORE_KEYS = {"format_version", "name", "version", "labels", "features", "temperature", "uncertain_below", "network",
-              "timeline"}
+              "timeline", "experts"}
+
+#: At most this many experts per model.
+MAX_EXPERTS = 4
+
+
+def _expert_list(meta: dict[str, Any]) -> list[Any]:
+    experts = meta.get("experts", [])
+    if not isinstance(experts, list) or len(experts) > MAX_EXPERTS:
+        raise ValueError(f"experts must be a list of at most {MAX_EXPERTS} entries")
+    return experts
 
 
 def available_models() -> dict[str, Path]:
@@ -399,6 +490,8 @@ class GenreModel:
         except ModelError as exc:
             raise ModelError(f"{self.path}: {exc}") from None
         self._check_io()
+        self.experts: list[tuple[GenreModel, np.ndarray]] = [
+            (self._load_expert(e, device, threads), np.asarray(e.weights, np.float32)) for e in self.info.experts]
         self.providers = self.session.get_providers()
         if device == "cuda" and "CUDAExecutionProvider" not in self.providers:
             raise GenreInferError(
@@ -432,6 +525,24 @@ class GenreModel:
         self._input_name = inputs[0].name
         self._starts_name = inputs[1].name if seq else None
         self._output_name = outputs[0].name
+
+    def _load_expert(self, e: ExpertSpec, device: Device, threads: int | None) -> GenreModel:
+        import hashlib
+
+        folder = self.path.resolve().parent
+        path = (folder / e.model).resolve()
+        if folder not in path.parents or not path.is_file():
+            raise ModelError(f"{self.path}: its expert {e.model} is not a file beside it")
+        if hashlib.sha256(path.read_bytes()).hexdigest() != e.sha256:
+            raise ModelError(f"{self.path}: its expert {e.model} is not the file it was fitted with (sha256 differs)")
+        expert = GenreModel(path, device=device, threads=threads)
+        if expert.labels != self.labels:
+            raise ModelError(f"{self.path}: its expert {e.model} has other labels")
+        if expert.info.experts:
+            raise ModelError(f"{self.path}: its expert {e.model} has experts of its own")
+        if (expert.features.level_db is None) != (self.features.level_db is None):
+            raise ModelError(f"{self.path}: a model and its experts normalise loudness alike, or none does")
+        return expert
 
     def _check_logits(self, out: list[Any]) -> None:
         if len(out) != 2 or (isinstance(out[1], int) and out[1] != len(self.info.labels)):

@@ -1,0 +1,343 @@
+"""``python -m train audioset-select``: genre heads over mn04's AudioSet logits, compared by a fixed rule.
+
+Window logits come from the runtime itself (:func:`train.audioset.window_tags`, through a
+tagger model exported by ``python -m train audioset-tagger``), so every figure here is what
+the shipped model would give. Candidates (:func:`candidates`) are scored on
+
+- GTZAN: 2-fold artist-grouped cross-validation over the train and valid partitions
+  (a head is fitted on the other partition plus ``extra``; test is not read);
+- emotify-dev (validation only, nothing is fitted on it): song verdicts and seconds of its
+  classical and rock clips, and how many electronic clips get no GTZAN genre.
+
+The rule (``rule.md`` in the run folder, written before the first run) picks the winner.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from genre_infer import timeline as tl
+
+from . import data
+from .audioset import audioset_labels, save_json, window_tags
+from .heads import fit_scale_bias, fit_stacked, window_weights, zero_shot
+
+__all__ = ["Item", "load_items", "score", "main", "GENRES", "ELECTRONIC"]
+
+GTZAN_GENRES = ["blues", "classical", "country", "disco", "hiphop", "jazz", "metal", "pop", "reggae", "rock"]
+ELECTRONIC = "electronic"
+GENRES = GTZAN_GENRES + [ELECTRONIC]
+
+
+@dataclass
+class Item:
+    """One clip's window logits from each expert."""
+
+    rel: str
+    dataset: str          # "gtzan" or "emotify"
+    genre: str            # GTZAN genre, or "electronic" for emotify's unmapped electronic clips
+    split: str            # GTZAN split; "" for emotify
+    narrow: bool          # GTZAN clip sourced at 16 kHz (nothing above 8 kHz)
+    artist: str
+    duration: float
+    tags: dict[str, tuple[np.ndarray, np.ndarray, float]]  # expert -> (window logits, starts, window seconds)
+
+
+def load_items(gtzan: Path, emotify: Path, taggers: dict[str, Path], cache: Path) -> list[Item]:
+    """Every used GTZAN clip and every emotify-dev clip with each expert's window logits."""
+    tracks, _ = data.discover(gtzan)
+    data.assign_splits(tracks, gtzan)
+    tracks = [t for t in tracks if t.split]
+    rows = list(csv.DictReader(open(emotify / "labels.csv", newline="")))
+    items = [Item(t.rel, "gtzan", t.genre, t.split, "16 kHz" in t.source, "", 0.0, {}) for t in tracks]
+    items += [Item(r["path"], "emotify", r["genre"] if r["genre"] != "unmapped" else ELECTRONIC, "", False,
+                   r["artist"], 0.0, {}) for r in rows]
+    from genre_infer.model import GenreModel
+
+    for name, model in taggers.items():
+        seg = GenreModel(model, device="cpu").features.segment_s
+        g = window_tags(model, [t.path for t in tracks], cache, gtzan)
+        e = window_tags(model, [emotify / r["path"] for r in rows], cache, emotify)
+        for it, (logits, starts, dur) in zip(items, g + e):
+            it.tags[name] = (logits, starts, seg)
+            it.duration = dur
+    return items
+
+
+def steps_of(logits: np.ndarray, starts: np.ndarray, seg: float, duration: float) -> np.ndarray:
+    """Per-second logits (the runtime's overlap-weighted mean of window logits)."""
+    return tl.step_average(logits, starts, seg, duration, 1.0)
+
+
+def score(items: list[Item], step_logits: list[np.ndarray], labels: list[str],
+          temperature: float = 1.0) -> dict[str, float]:
+    """The rule's figures for per-second logits of ``items`` (no smoothing)."""
+    out: dict[str, list[float]] = {}
+    verdicts = []
+    for it, z in zip(items, step_logits):
+        steps = tl.softmax(z, temperature)
+        song = tl.verdict(steps, 1.0, it.duration)
+        v = labels[int(np.argmax(song))]
+        sec = [labels[i] for i in steps.argmax(1)]
+        verdicts.append(v)
+        key = f"{it.dataset}:{it.genre}"
+        out.setdefault(key + ":verdict", []).append(v == it.genre)
+        out.setdefault(key + ":seconds", []).append(float(np.mean([s == it.genre for s in sec])))
+        out.setdefault(key + ":non_gtzan", []).append(v not in GTZAN_GENRES)
+        out.setdefault(key + ":non_gtzan_seconds", []).append(float(np.mean([s not in GTZAN_GENRES for s in sec])))
+    res = {k: float(np.mean(v)) for k, v in out.items()}
+    g = [it for it in items if it.dataset == "gtzan"]
+    if g:
+        y = [it.genre for it in g]
+        p = [v for it, v in zip(items, verdicts) if it.dataset == "gtzan"]
+        res["gtzan_track_accuracy"] = float(np.mean([a == b for a, b in zip(y, p)]))
+        res["gtzan_track_macro_f1"] = _macro_f1(y, p, GTZAN_GENRES)
+        res["gtzan_seconds"] = float(np.mean([s for it, s in zip(items, _seconds(items, step_logits)) if it.dataset == "gtzan"]))
+    cr = [(it, v, s) for it, v, s in zip(items, verdicts, _seconds(items, step_logits))
+          if it.dataset == "emotify" and it.genre in ("classical", "rock")]
+    if cr:
+        res["emotify_cr_verdict"] = float(np.mean([v == it.genre for it, v, _ in cr]))
+        res["emotify_cr_seconds"] = float(np.mean([s for _, _, s in cr]))
+    el = [v for it, v in zip(items, verdicts) if it.dataset == "emotify" and it.genre == ELECTRONIC]
+    if el:
+        res["emotify_electronic_non_gtzan"] = float(np.mean([v not in GTZAN_GENRES for v in el]))
+    res["verdicts"] = verdicts  # type: ignore[assignment]
+    return res
+
+
+def _seconds(items: list[Item], step_logits: list[np.ndarray]) -> list[float]:
+    return [float(np.mean(z.argmax(1) == (GENRES.index(it.genre) if it.genre in GENRES else -1)))
+            for it, z in zip(items, step_logits)]
+
+
+def _macro_f1(y: list[str], p: list[str], labels: list[str]) -> float:
+    f1 = []
+    for g in labels:
+        tp = sum(a == g and b == g for a, b in zip(y, p))
+        fp = sum(a != g and b == g for a, b in zip(y, p))
+        fn = sum(a == g and b != g for a, b in zip(y, p))
+        f1.append(0.0 if tp == 0 else 2 * tp / (2 * tp + fp + fn))
+    return float(np.mean(f1))
+
+
+# --- candidates: each maps (fit items) -> a function item -> per-second logits over GENRES ---------------------
+
+Head = Callable[[Item], np.ndarray]
+
+
+def _affine(expert: str, w: np.ndarray, b: np.ndarray) -> Head:
+    def head(it: Item) -> np.ndarray:
+        logits, starts, seg = it.tags[expert]
+        return steps_of(logits @ w.T + b, starts, seg, it.duration)
+    return head
+
+
+#: musicnn MSD tags read as genres (the genres MSD has no tag for take the mean of the others).
+MSD_GENRE_TAGS = {
+    "rock": ["rock", "alternative rock", "indie rock", "classic rock", "hard rock", "Progressive rock", "punk"],
+    "pop": ["pop", "indie pop"], "metal": ["metal", "heavy metal"], "jazz": ["jazz"], "blues": ["blues"],
+    "country": ["country"], "hiphop": ["Hip-Hop"],
+    "electronic": ["electronic", "electronica", "electro", "House", "ambient", "chillout"],
+}
+
+
+def msd_genre_steps(it: Item, expert: str = "msd") -> np.ndarray:
+    """Per-second MSD genre logits: the highest of each genre's tags."""
+    from .musicnn import MSD_TAGS
+
+    logits, starts, seg = it.tags[expert]
+    out = np.zeros((len(logits), len(GENRES)), np.float32)
+    covered = np.array([g in MSD_GENRE_TAGS for g in GENRES])
+    for k, g in enumerate(GENRES):
+        if g in MSD_GENRE_TAGS:
+            out[:, k] = logits[:, [MSD_TAGS.index(t) for t in MSD_GENRE_TAGS[g]]].max(1)
+    out[:, ~covered] = out[:, covered].mean(1, keepdims=True)
+    return steps_of(out, starts, seg, it.duration)
+
+
+def _fit_two(fit: list[Item], ex: str, l2: float, classes: list[str]) -> Head:
+    """Per-genre ``a * mn04 + c * msd + b`` on per-second logits, pulled toward (1, 0.5, 0)."""
+    import torch
+
+    w0, _ = zero_shot(GENRES, classes)
+
+    def feats(it: Item) -> tuple[np.ndarray, np.ndarray]:
+        logits, starts, seg = it.tags[ex]
+        a = steps_of(logits @ w0.T, starts, seg, it.duration)
+        m = msd_genre_steps(it)
+        n = min(len(a), len(m))
+        return a[:n], m[:n]
+
+    xa, xm, ys, clip = [], [], [], []
+    for k, it in enumerate(fit):
+        a, m = feats(it)
+        xa.append(a), xm.append(m), ys.append(np.full(len(a), GENRES.index(it.genre))), clip.append(np.full(len(a), k))
+    y, c = np.concatenate(ys), np.concatenate(clip)
+    wt = torch.as_tensor(window_weights(c, y))
+    A, M = torch.as_tensor(np.concatenate(xa)), torch.as_tensor(np.concatenate(xm))
+    trained = torch.as_tensor([g in GTZAN_GENRES for g in GENRES])
+    pa, pc, pb = torch.ones(len(GENRES), requires_grad=True), torch.full((len(GENRES),), 0.5, requires_grad=True), \
+        torch.zeros(len(GENRES), requires_grad=True)
+    opt = torch.optim.LBFGS([pa, pc, pb], lr=0.5, max_iter=300, line_search_fn="strong_wolfe")
+    yt = torch.as_tensor(y, dtype=torch.long)
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        z = torch.where(trained, A * pa + M * pc + pb, torch.full_like(A, -1e4))
+        pen = ((pa - 1) ** 2 + (pc - 0.5) ** 2 + pb**2)[trained].sum()
+        loss = (torch.nn.functional.cross_entropy(z, yt, reduction="none") * wt).mean() + l2 * pen
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    a_, c_, b_ = (t.detach().numpy().copy() for t in (pa, pc, pb))
+    t = trained.numpy()
+    for v in (a_, c_, b_):
+        v[~t] = v[t].mean()
+
+    def head(it: Item) -> np.ndarray:
+        a, m = feats(it)
+        return a * a_ + m * c_ + b_
+    return head
+
+
+def _windows(items: list[Item], expert: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    xs, ys, clip = [], [], []
+    for k, it in enumerate(items):
+        logits = it.tags[expert][0]
+        xs.append(logits)
+        ys.append(np.full(len(logits), GENRES.index(it.genre)))
+        clip.append(np.full(len(logits), k))
+    y, c = np.concatenate(ys), np.concatenate(clip)
+    return np.concatenate(xs), y, window_weights(c, y)
+
+
+def make_candidates(classes: list[str], experts: list[str]) -> dict[str, tuple[int, Callable[[list[Item]], Head]]]:
+    """name -> (parameters fitted on GTZAN, fit function)."""
+    c: dict[str, tuple[int, Callable[[list[Item]], Head]]] = {}
+    for ex in experts:
+        if not ex.startswith("mn04"):
+            continue
+        if "msd" in experts:
+            for l2 in (0.01, 0.1):
+                c[f"{ex}+msd:scale-bias(l2={l2})"] = (30, lambda fit, ex=ex, l2=l2: _fit_two(fit, ex, l2, classes))
+            c[f"{ex}+msd:zero-shot(0.5)"] = (0, lambda fit, ex=ex: (lambda h: (lambda it: _sum2(h(it), msd_genre_steps(it))))(
+                _affine(ex, *zero_shot(GENRES, classes))))
+        c[f"{ex}:zero-shot"] = (0, lambda fit, ex=ex: _affine(ex, *zero_shot(GENRES, classes)))
+        for l2 in (0.01, 0.1, 1.0):
+            c[f"{ex}:scale-bias(l2={l2})"] = (20, lambda fit, ex=ex, l2=l2: _affine(
+                ex, *fit_scale_bias(*_windows(fit, ex), GENRES, classes, l2, GTZAN_GENRES)))
+        for l2 in ((0.1, 1.0) if ex == "mn04" else ()):
+            c[f"{ex}:stacked(l2={l2})"] = (500, lambda fit, ex=ex, l2=l2: _affine(
+                ex, *fit_stacked(*_windows(fit, ex), GENRES, classes, l2, GTZAN_GENRES)))
+    return c
+
+
+def _sum2(a: np.ndarray, m: np.ndarray) -> np.ndarray:
+    n = min(len(a), len(m))
+    return a[:n] + 0.5 * m[:n]
+
+
+def musicnn_steps(it: Item) -> np.ndarray:
+    """1.6.0's per-second log-probabilities over GENRES (electronic: the mean of its ten)."""
+    logits, starts, seg = it.tags["gtzan-musicnn"]
+    z = steps_of(logits, starts, seg, it.duration)
+    logp = z - np.log(np.exp(z - z.max(1, keepdims=True)).sum(1, keepdims=True)) - z.max(1, keepdims=True)
+    return np.concatenate([logp, logp.mean(1, keepdims=True)], axis=1)
+
+
+def run(out: Path, items: list[Item], classes: list[str], experts: list[str]) -> list[dict]:
+    """Score every candidate by the rule; write ``results.json`` and ``results.md`` to ``out``."""
+    g = [it for it in items if it.dataset == "gtzan"]
+    e = [it for it in items if it.dataset == "emotify"]
+    folds = {"train": [it for it in g if it.split == "train"], "valid": [it for it in g if it.split == "valid"]}
+    rows = []
+    cands = make_candidates(classes, experts)
+    combos: list[tuple[str, float]] = [("", 0.0)]
+    if "gtzan-musicnn" in experts:
+        combos += [("+musicnn", 0.5)]
+        rows.append(_row("gtzan-musicnn 1.6.0", 0, g, e, folds, lambda fit: musicnn_steps, 0.0))
+    for name, (n_params, fit_fn) in cands.items():
+        for suffix, beta in combos:
+            rows.append(_row(name + (f"{suffix}(beta={beta})" if suffix else ""), n_params, g, e, folds, fit_fn, beta))
+            print(json.dumps({k: v for k, v in rows[-1].items() if k != "detail"}), flush=True)
+    out.mkdir(parents=True, exist_ok=True)
+    save_json(out / "results.json", rows)
+    cols = ["candidate", "S", "gtzan_cv_track_accuracy", "gtzan_cv_macro_f1", "gtzan_cv_seconds",
+            "emotify_cr_verdict", "emotify_cr_seconds", "emotify_electronic_non_gtzan", "emotify_pop_verdict",
+            "gtzan_16k_cv_accuracy", "params"]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for r in sorted(rows, key=lambda r: -r["S"]):
+        lines.append("| " + " | ".join(f"{r[c]:.3f}" if isinstance(r[c], float) else str(r[c]) for c in cols) + " |")
+    (out / "results.md").write_text("\n".join(lines) + "\n")
+    return rows
+
+
+def _sum_beta(a: np.ndarray, m: np.ndarray, beta: float) -> np.ndarray:
+    n = min(len(a), len(m))
+    return a[:n] + beta * m[:n]
+
+
+def _row(name: str, n_params: int, g: list[Item], e: list[Item], folds: dict[str, list[Item]],
+         fit_fn: Callable[[list[Item]], Head], beta: float) -> dict:
+    extra = [it for it in g if it.split == "extra"]
+
+    def combined(head: Head) -> Head:
+        if beta == 0.0:
+            return head
+        return lambda it: _sum_beta(head(it), musicnn_steps(it), beta)
+
+    cv_items, cv_steps = [], []
+    for held, held_items in folds.items():
+        fit = [it for k, f in folds.items() if k != held for it in f] + extra
+        h = combined(fit_fn(fit))
+        cv_items += held_items
+        cv_steps += [h(it) for it in held_items]
+    cv = score(cv_items, cv_steps, GENRES)
+    # emotify: the head fitted on all of GTZAN's train + valid + extra (what would ship, test aside)
+    h = combined(fit_fn([it for f in folds.values() for it in f] + extra))
+    em = score(e, [h(it) for it in e], GENRES)
+    narrow = [i for i, it in enumerate(cv_items) if it.narrow]
+    row = {
+        "candidate": name, "params": n_params,
+        "gtzan_cv_track_accuracy": cv["gtzan_track_accuracy"], "gtzan_cv_macro_f1": cv["gtzan_track_macro_f1"],
+        "gtzan_cv_seconds": cv["gtzan_seconds"],
+        "gtzan_16k_cv_accuracy": float(np.mean([cv["verdicts"][i] == cv_items[i].genre for i in narrow])),
+        "emotify_cr_verdict": em["emotify_cr_verdict"], "emotify_cr_seconds": em["emotify_cr_seconds"],
+        "emotify_electronic_non_gtzan": em["emotify_electronic_non_gtzan"],
+        "emotify_pop_verdict": em.get("emotify:pop:verdict", float("nan")),
+        "detail": {"emotify_verdicts": dict(zip([it.rel for it in e], em["verdicts"])),
+                   "cv_verdicts": dict(zip([it.rel for it in cv_items], cv["verdicts"]))},
+    }
+    row["S"] = float(np.mean([row["gtzan_cv_track_accuracy"], row["emotify_cr_verdict"], row["emotify_cr_seconds"],
+                              row["emotify_electronic_non_gtzan"]]))
+    return row
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m train audioset-select", description=__doc__.splitlines()[0])
+    p.add_argument("--gtzan", type=Path, default=Path("../shared/data/gtzan"))
+    p.add_argument("--emotify", type=Path, default=Path("../shared/data/emotify-dev"))
+    p.add_argument("--tagger", action="append", required=True, metavar="NAME=MODEL",
+                   help="an expert: a tagger (name starting mn04) or gtzan-musicnn=exported/default.onnx")
+    p.add_argument("--cache", type=Path, default=Path(".cache/window-tags"))
+    p.add_argument("--out", type=Path, default=Path("runs/audioset-select"))
+    a = p.parse_args(argv)
+    if not (a.out / "rule.md").is_file():
+        p.error(f"write the selection rule to {a.out / 'rule.md'} before the first run")
+    taggers = dict(t.split("=", 1) for t in a.tagger)
+    items = load_items(a.gtzan.resolve(), a.emotify.resolve(), {k: Path(v) for k, v in taggers.items()}, a.cache)
+    run(a.out, items, audioset_labels(), list(taggers))
+    print((a.out / "results.md").read_text())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
