@@ -235,8 +235,12 @@ def test_smoothing_choice_and_copy(tmp_path: Path) -> None:
     best = smoothing.choose(rows, max_ece=1.0)
     assert best["seconds_mean"] == max(r["seconds_mean"] for r in rows[1:])
     assert best["seconds_mean"] > rows[0]["seconds_mean"]  # smoothing the noise pays
-    with pytest.raises(RuntimeError):
-        smoothing.choose(rows, max_ece=-1.0)
+    fallback = smoothing.choose(rows, max_ece=-1.0)  # none within: the best-calibrated smoothing, said so
+    assert fallback["ece_seconds_clip"] == min(r["ece_seconds_clip"] for r in rows[1:])
+    assert "best-calibrated" in fallback["rule"]
+    worse = [dict(r, seconds_mean=0.0) if r["switch_prob"] else r for r in rows]
+    with pytest.raises(RuntimeError):  # unless it gets fewer seconds right than no smoothing
+        smoothing.choose(worse, max_ece=-1.0)
     src = build_toy_model(tmp_path / "src.onnx")
     info = smoothing.with_timeline(src, tmp_path / "dst.onnx", TimelineSpec(0.05, 3.0), "2.0", {"note": "test"})
     got = load_model(tmp_path / "dst.onnx", device="cpu").model.info

@@ -190,6 +190,8 @@ DELEGATED = {
     "level": "copy a model with loudness normalisation to the training clips' median level",
     "smoothing": "fit the timeline's smoothing over time on validation and write it into models",
     "backbones": "experiment: the musicnn wheel's other networks (MTT_musicnn, MSD_vgg) as genre features, scored on valid",
+    "audioset-select": "genre heads over EfficientAT mn04's AudioSet logits, compared by a fixed rule (GTZAN CV + emotify-dev)",
+    "audioset-build": "the AudioSet genre models (default: mn04 + musicnn MSD expert; fast: mn04) from a genre tree",
 }
 
 
@@ -214,7 +216,7 @@ def cmd_metrics_file(a: argparse.Namespace) -> int:
 def cmd_delegated(a: argparse.Namespace) -> int:
     import importlib
 
-    module = importlib.import_module(f".{a.command}", __package__)
+    module = importlib.import_module(f".{a.command.replace('-', '_')}", __package__)
     if a.command == "pretrained":  # reads sys.argv itself
         sys.argv = ["python -m train pretrained", *a.args]
         module.main()

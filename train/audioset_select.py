@@ -50,12 +50,12 @@ class Item:
     tags: dict[str, tuple[np.ndarray, np.ndarray, float]]  # expert -> (window logits, starts, window seconds)
 
 
-def load_items(gtzan: Path, emotify: Path, taggers: dict[str, Path], cache: Path) -> list[Item]:
+def load_items(gtzan: Path, emotify: Path | None, taggers: dict[str, Path], cache: Path) -> list[Item]:
     """Every used GTZAN clip and every emotify-dev clip with each expert's window logits."""
     tracks, _ = data.discover(gtzan)
     data.assign_splits(tracks, gtzan)
     tracks = [t for t in tracks if t.split]
-    rows = list(csv.DictReader(open(emotify / "labels.csv", newline="")))
+    rows = list(csv.DictReader(open(emotify / "labels.csv", newline=""))) if emotify is not None else []
     items = [Item(t.rel, "gtzan", t.genre, t.split, "16 kHz" in t.source, "", 0.0, {}) for t in tracks]
     items += [Item(r["path"], "emotify", r["genre"] if r["genre"] != "unmapped" else ELECTRONIC, "", False,
                    r["artist"], 0.0, {}) for r in rows]
@@ -64,7 +64,7 @@ def load_items(gtzan: Path, emotify: Path, taggers: dict[str, Path], cache: Path
     for name, model in taggers.items():
         seg = GenreModel(model, device="cpu").features.segment_s
         g = window_tags(model, [t.path for t in tracks], cache, gtzan)
-        e = window_tags(model, [emotify / r["path"] for r in rows], cache, emotify)
+        e = window_tags(model, [emotify / r["path"] for r in rows], cache, emotify) if emotify is not None else []
         for it, (logits, starts, dur) in zip(items, g + e):
             it.tags[name] = (logits, starts, seg)
             it.duration = dur
@@ -153,6 +153,8 @@ def msd_genre_steps(it: Item, expert: str = "msd") -> np.ndarray:
     from .musicnn import MSD_TAGS
 
     logits, starts, seg = it.tags[expert]
+    if logits.shape[1] == len(GENRES):  # the expert model itself (train.audioset_build.MsdGenres)
+        return steps_of(logits, starts, seg, it.duration)
     out = np.zeros((len(logits), len(GENRES)), np.float32)
     covered = np.array([g in MSD_GENRE_TAGS for g in GENRES])
     for k, g in enumerate(GENRES):
@@ -162,22 +164,23 @@ def msd_genre_steps(it: Item, expert: str = "msd") -> np.ndarray:
     return steps_of(out, starts, seg, it.duration)
 
 
-def _fit_two(fit: list[Item], ex: str, l2: float, classes: list[str]) -> Head:
-    """Per-genre ``a * mn04 + c * msd + b`` on per-second logits, pulled toward (1, 0.5, 0)."""
-    import torch
-
+def _two_features(it: Item, ex: str, classes: list[str]) -> tuple[np.ndarray, np.ndarray]:
     w0, _ = zero_shot(GENRES, classes)
+    logits, starts, seg = it.tags[ex]
+    a = steps_of(logits @ w0.T, starts, seg, it.duration)
+    m = msd_genre_steps(it)
+    n = min(len(a), len(m))
+    return a[:n], m[:n]
 
-    def feats(it: Item) -> tuple[np.ndarray, np.ndarray]:
-        logits, starts, seg = it.tags[ex]
-        a = steps_of(logits @ w0.T, starts, seg, it.duration)
-        m = msd_genre_steps(it)
-        n = min(len(a), len(m))
-        return a[:n], m[:n]
+
+def fit_two_params(fit: list[Item], ex: str, l2: float, classes: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-genre ``(a, c, b)`` of ``a * mn04 + c * msd + b`` on per-second logits, pulled toward
+    (1, 0.5, 0); genres GTZAN lacks take the fitted genres' means."""
+    import torch
 
     xa, xm, ys, clip = [], [], [], []
     for k, it in enumerate(fit):
-        a, m = feats(it)
+        a, m = _two_features(it, ex, classes)
         xa.append(a), xm.append(m), ys.append(np.full(len(a), GENRES.index(it.genre))), clip.append(np.full(len(a), k))
     y, c = np.concatenate(ys), np.concatenate(clip)
     wt = torch.as_tensor(window_weights(c, y))
@@ -201,22 +204,16 @@ def _fit_two(fit: list[Item], ex: str, l2: float, classes: list[str]) -> Head:
     t = trained.numpy()
     for v in (a_, c_, b_):
         v[~t] = v[t].mean()
+    return a_, c_, b_
+
+
+def _fit_two(fit: list[Item], ex: str, l2: float, classes: list[str]) -> Head:
+    a_, c_, b_ = fit_two_params(fit, ex, l2, classes)
 
     def head(it: Item) -> np.ndarray:
-        a, m = feats(it)
+        a, m = _two_features(it, ex, classes)
         return a * a_ + m * c_ + b_
     return head
-
-
-def _windows(items: list[Item], expert: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    xs, ys, clip = [], [], []
-    for k, it in enumerate(items):
-        logits = it.tags[expert][0]
-        xs.append(logits)
-        ys.append(np.full(len(logits), GENRES.index(it.genre)))
-        clip.append(np.full(len(logits), k))
-    y, c = np.concatenate(ys), np.concatenate(clip)
-    return np.concatenate(xs), y, window_weights(c, y)
 
 
 def make_candidates(classes: list[str], experts: list[str]) -> dict[str, tuple[int, Callable[[list[Item]], Head]]]:

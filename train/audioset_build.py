@@ -1,0 +1,228 @@
+"""``python -m train audioset-build``: the AudioSet genre models, from a folder-per-genre tree to ONNX.
+
+Two models come out, both over EfficientAT ``mn04_as`` (:mod:`train.audioset`), with the
+labels of the tree's genres plus ``electronic``:
+
+- ``fast.onnx``: each genre reads its AudioSet class (zero-shot), with a scale and a bias per
+  genre fitted on the tree's training clips (pulled toward the zero-shot map); ``electronic``,
+  which the tree lacks, takes the fitted genres' mean scale and bias;
+- ``default.onnx``: the same plus an *expert*, musicnn's MSD tagger read as genres
+  (``experts/musicnn-msd-genres.onnx``: each genre the highest of its MSD tags), weighted per
+  genre, all three numbers per genre fitted together.
+
+Then, as for the musicnn models: the loudness level of the training clips, a temperature fitted
+on the validation clips' seconds (models fitted without them), the timeline's smoothing fitted on
+validation (:mod:`train.smoothing`), and the measured figures in each model's metadata. The
+selection of this recipe is recorded in ``runs/audioset-select`` (:mod:`train.audioset_select`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import time
+from dataclasses import replace
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from genre_infer.model import ExpertSpec, ModelInfo
+
+from .audioset import MN04_FEATURES, WEIGHTS, GenreMn04Stream, audioset_labels, export_stream, save_json, tagger_model
+from .audioset_select import (
+    GENRES, GTZAN_GENRES, MSD_GENRE_TAGS, Item, fit_two_params, load_items, steps_of,
+)
+from .export import fit_temperature, write_metadata
+from .heads import fit_scale_bias, window_weights, zero_shot
+from .level import stored_level_db
+from .mn04 import load_mn04
+from .musicnn import MSD_TAGS
+
+__all__ = ["MsdGenres", "export_msd_expert", "build", "main"]
+
+EXPERT_FILE = "experts/musicnn-msd-genres.onnx"
+UNCERTAIN_BELOW = 0.35
+
+
+class MsdGenres(nn.Module):
+    """musicnn's MSD tag logits read as genres: each genre the highest of its tags
+    (:data:`train.audioset_select.MSD_GENRE_TAGS`), genres without tags the mean of the others."""
+
+    def __init__(self, backbone: nn.Module, labels: list[str]) -> None:
+        super().__init__()
+        self.bb = backbone
+        covered = [g for g in labels if g in MSD_GENRE_TAGS]
+        self.groups = [[MSD_TAGS.index(t) for t in MSD_GENRE_TAGS[g]] for g in covered]
+        self.order = [labels.index(g) for g in covered]
+        self.uncovered = [i for i, g in enumerate(labels) if g not in MSD_GENRE_TAGS]
+        self.n = len(labels)
+
+    def forward(self, pooled: torch.Tensor) -> torch.Tensor:
+        tags = self.bb.tags(self.bb.embed(pooled))
+        got = torch.stack([tags[:, g].amax(dim=1) for g in self.groups], dim=1)
+        out = [None] * self.n
+        for k, i in enumerate(self.order):
+            out[i] = got[:, k]
+        mean = got.mean(dim=1)
+        for i in self.uncovered:
+            out[i] = mean
+        return torch.stack(out, dim=1)
+
+
+def export_msd_expert(path: Path, labels: list[str], level_db: float) -> None:
+    """The MSD expert in musicnn's stream layout, with 1.6.0's features at ``level_db``."""
+    from genre_infer.model import NetworkSpec
+
+    from .export import onnx_export
+    from .transfer import CONTEXT_FRAMES, MUSICNN_SPEC, GenreMusicnnStream, load_backbone
+
+    bb = load_backbone().eval()
+    spec = replace(MUSICNN_SPEC, level_db=level_db)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    onnx_export(GenreMusicnnStream(bb, MsdGenres(bb, labels)).eval(), spec, path, layout="stream")
+    write_metadata(path, ModelInfo("musicnn-msd-genres", "1.0.0", tuple(labels), spec,
+                                   network=NetworkSpec("stream", CONTEXT_FRAMES),
+                                   extra={"training": {"pretrained": "musicnn 0.1.0 MSD_musicnn (ISC)",
+                                                       "recipe": "no training: MSD tags read as genres"}}))
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _mn04_genre_net(w: np.ndarray, b: np.ndarray) -> GenreMn04Stream:
+    return GenreMn04Stream(load_mn04(WEIGHTS), w, b)
+
+
+def _heads(fit: list[Item], classes: list[str], l2: float) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
+    """``{"fast": (W, b, None), "default": (W, b, expert weights)}`` fitted on ``fit``."""
+    xs, ys, clip = [], [], []
+    for k, it in enumerate(fit):
+        logits = it.tags["mn04"][0]
+        xs.append(logits), ys.append(np.full(len(logits), GENRES.index(it.genre))), clip.append(np.full(len(logits), k))
+    y, c = np.concatenate(ys), np.concatenate(clip)
+    w_fast, b_fast = fit_scale_bias(np.concatenate(xs), y, window_weights(c, y), GENRES, classes, l2, GTZAN_GENRES)
+    a, cw, b = fit_two_params(fit, "mn04", l2, classes)
+    w0, _ = zero_shot(GENRES, classes)
+    return {"fast": (w_fast, b_fast, None), "default": ((w0 * a[:, None]).astype(np.float32), b.astype(np.float32), cw)}
+
+
+def _step_logits(it: Item, w: np.ndarray, b: np.ndarray, cw: np.ndarray | None) -> np.ndarray:
+    logits, starts, seg = it.tags["mn04"]
+    z = steps_of(logits @ w.T + b, starts, seg, it.duration)
+    if cw is not None:
+        e, es, eseg = it.tags["msd"]
+        m = steps_of(e, es, eseg, it.duration)
+        n = min(len(z), len(m))
+        z = z[:n] + cw * m[:n]
+    return z
+
+
+def _export(kind: str, head: tuple[np.ndarray, np.ndarray, np.ndarray | None], out: Path, spec, labels: list[str],
+            temperature: float, version: str, note: dict, expert_path: Path) -> None:
+    w, b, cw = head
+    name = "audioset-mn04" if kind == "fast" else "audioset-musicnn"
+    experts = ()
+    if cw is not None:
+        experts = (ExpertSpec(EXPERT_FILE, tuple(float(x) for x in cw), _sha(expert_path)),)
+    info = export_stream(_mn04_genre_net(w, b), labels, spec, out, name, version, extra={"training": note},
+                         temperature=temperature, uncertain_below=UNCERTAIN_BELOW)
+    if experts:
+        write_metadata(out, replace(info, experts=experts))
+
+
+def evaluate(model: Path, items: list[Item], gtzan: Path, emotify: Path) -> dict:
+    """Figures of a model on ``items`` through :func:`genre_infer.classify` itself (smoothing included)."""
+    from genre_infer import load_model
+
+    clf = load_model(model, device="cpu", threads=1)
+    per: dict[str, dict[str, list[float]]] = {}
+    rows = []
+    for it in items:
+        root = gtzan if it.dataset == "gtzan" else emotify
+        r = clf.classify(root / it.rel)
+        secs = [row.genre for row in r.timeline]
+        key = f"{it.dataset}:{it.genre}"
+        d = per.setdefault(key, {"verdict": [], "seconds": [], "non_gtzan": [], "non_gtzan_seconds": [],
+                                 "uncertain_seconds": []})
+        d["verdict"].append(r.genre == it.genre)
+        d["seconds"].append(float(np.mean([s == it.genre for s in secs])))
+        d["non_gtzan"].append(r.genre not in GTZAN_GENRES)
+        d["non_gtzan_seconds"].append(float(np.mean([s not in GTZAN_GENRES for s in secs])))
+        d["uncertain_seconds"].append(float(np.mean([s == "uncertain" for s in secs])))
+        rows.append({"rel": it.rel, "dataset": it.dataset, "genre": it.genre, "verdict": r.genre,
+                     "confidence": round(r.confidence, 4), "probs": [round(float(p), 5) for p in r.probabilities],
+                     "steps": r.timeline_probabilities.round(5).tolist()})
+    summary = {k: {m: float(np.mean(v)) for m, v in d.items()} | {"n": len(d["verdict"])} for k, d in per.items()}
+    return {"summary": summary, "rows": rows}
+
+
+def build(out: Path, gtzan: Path, emotify: Path | None, version: str, l2: float = 0.01,
+          cache: Path = Path(".cache/window-tags")) -> dict:
+    """Build ``fast.onnx`` and ``default.onnx`` (and their expert) into ``out``; return the report."""
+    from . import smoothing
+
+    t0 = time.time()
+    gtzan, out = gtzan.resolve(), out.resolve()
+    work = out / "work"
+    work.mkdir(parents=True, exist_ok=True)
+    classes = audioset_labels()
+    lvl32, lvl16 = stored_level_db(gtzan, MN04_FEATURES.sr), stored_level_db(gtzan, 16000)
+    spec = replace(MN04_FEATURES, level_db=lvl32)
+    tagger = work / "tagger.onnx"
+    export_stream(tagger_model(WEIGHTS), classes, spec, tagger, "mn04-tagger", "1.0.0")
+    expert = out / EXPERT_FILE
+    export_msd_expert(expert, GENRES, lvl16)
+    items = load_items(gtzan, emotify.resolve() if emotify else None, {"mn04": tagger, "msd": expert}, cache)
+    g = [it for it in items if it.dataset == "gtzan"]
+    by = {s: [it for it in g if it.split == s] for s in ("train", "valid", "test", "extra")}
+    note = {
+        "data": f"GTZAN subset ({gtzan.name}): {sum(len(v) for v in by.values())} clips", "level_db": lvl32,
+        "recipe": "EfficientAT mn04_as (AudioSet) zero-shot genre classes, a scale and bias per genre fitted on GTZAN "
+                  f"(L2 {l2} toward the zero-shot map){{}}; electronic: the fitted genres' mean scale and bias",
+        "pretrained": "EfficientAT mn04_as (MIT; AudioSet labels CC BY 4.0)",
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "torch": torch.__version__,
+    }
+    report: dict = {"level_db": {"mn04": lvl32, "musicnn": lvl16}, "l2": l2}
+    valid_heads = _heads(by["train"] + by["extra"], classes, l2)
+    ship_heads = _heads(by["train"] + by["valid"] + by["extra"], classes, l2)
+    for kind in ("fast", "default"):
+        z = np.concatenate([_step_logits(it, *valid_heads[kind]) for it in by["valid"]])
+        y = np.concatenate([np.full(len(_step_logits(it, *valid_heads[kind])), GENRES.index(it.genre))
+                            for it in by["valid"]])
+        temperature = fit_temperature(z, y)
+        report[kind] = {"temperature": temperature, "head": {k: np.asarray(v).tolist() for k, v in
+                        zip(("W_diag", "b", "expert"), (valid_heads[kind][0].max(1), valid_heads[kind][1],
+                                                         valid_heads[kind][2] if valid_heads[kind][2] is not None else []))}}
+        kn = dict(note, recipe=note["recipe"].format(" plus musicnn's MSD tags read as genres, weighted per genre"
+                                                     if kind == "default" else ""))
+        _export(kind, valid_heads[kind], out / f"valid-{kind}.onnx", spec, GENRES, temperature, version,
+                dict(kn, fitted_on="train+extra (validation model)"), expert)
+        _export(kind, ship_heads[kind], out / f"{kind}.onnx", spec, GENRES, temperature, version,
+                dict(kn, fitted_on="train+valid+extra"), expert)
+        smoothing.main([str(out / f"valid-{kind}.onnx"), "--out", str(work / f"smoothing-{kind}"), "--data", str(gtzan),
+                        "--apply", str(out / f"valid-{kind}.onnx"), str(out / f"valid-{kind}.onnx"),
+                        "--apply", str(out / f"{kind}.onnx"), str(out / f"{kind}.onnx")])
+    report["wall_s"] = round(time.time() - t0, 1)
+    save_json(out / "build.json", report)
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m train audioset-build", description=__doc__.splitlines()[0])
+    p.add_argument("--data", type=Path, default=Path("../shared/data/gtzan"), help="folder-per-genre tree with split lists")
+    p.add_argument("--emotify", type=Path, default=None, help="emotify-dev folder (scored only, never fitted on)")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--version", default="1.0.0")
+    p.add_argument("--l2", type=float, default=0.01)
+    a = p.parse_args(argv)
+    print(json.dumps(build(a.out, a.data, a.emotify, a.version, a.l2), indent=1, default=float)[:2000])
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
