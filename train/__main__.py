@@ -192,6 +192,7 @@ DELEGATED = {
     "backbones": "experiment: the musicnn wheel's other networks (MTT_musicnn, MSD_vgg) as genre features, scored on valid",
     "audioset-select": "genre heads over EfficientAT mn04's AudioSet logits, compared by a fixed rule (GTZAN CV + emotify-dev)",
     "audioset-build": "the AudioSet genre models (default: mn04 + musicnn MSD expert; fast: mn04) from a genre tree",
+    "audioset-report": "the AudioSet models' figures on GTZAN and emotify-dev, through genre-infer itself",
 }
 
 
