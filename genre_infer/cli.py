@@ -225,6 +225,7 @@ def visual_problem(option: str, value: str, n_files: int, suffixes: frozenset[st
 
 def plot_suffixes() -> frozenset[str]:
     """File suffixes matplotlib can save a figure as (``.png``, ``.svg``, ``.pdf``, ...)."""
+    import matplotlib  # noqa: F401  (ImportError when it is not installed)
     from matplotlib.backend_bases import FigureCanvasBase
 
     return frozenset(f".{ext}" for ext in FigureCanvasBase.get_supported_filetypes())
