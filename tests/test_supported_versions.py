@@ -1,10 +1,11 @@
 """The Python versions and dependency floors pyproject.toml declares, installed and run.
 
-Each case makes a throwaway virtual environment with one declared Python and installs the package
-into it from a copy of the source: the oldest declared Python with every runtime dependency
-pinned at its declared floor (``click>=8.1`` → ``click==8.1``), and every other declared
-Python (but the one running the suite) with the newest releases. Then it runs what a user runs: the command on a terminal
-(the progress bar's code), several files with ``--jobs 2``, the shipped model, and the API.
+Each case makes a throwaway virtual environment with one declared Python and installs the
+package into it from a copy of the source: the oldest declared Python with every runtime
+dependency pinned at its declared floor (``click>=8.1`` → ``click==8.1``), and every other
+declared Python (but the one running the suite) with the newest releases. Then it runs what a
+user runs: the command on a terminal (the progress bar's code), several files with
+``--jobs 2``, the shipped model, the API, and reads the wheel's LICENSE.
 The rest of the suite runs on the Python that runs pytest, with today's releases.
 """
 
@@ -102,6 +103,10 @@ def _check(bin_dir: Path, tmp_path: Path, toy_model: Path, audio_dir: Path) -> N
     r = subprocess.run([exe, str(audio_dir / "song.wav"), "-o", "out.json"], cwd=work, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr  # the shipped model on this onnxruntime
     assert len(json.loads((work / "out.json").read_text())["results"][0]["probabilities"]) == 10
+    licence = ("import importlib.metadata as m\n"
+               "print(next(f for f in m.files('genre-infer') if f.name == 'LICENSE').read_text())")
+    r = subprocess.run([str(bin_dir / "python"), "-c", licence], cwd=work, capture_output=True, text=True)
+    assert r.returncode == 0 and "MIT License" in r.stdout and "Jordi Pons" in r.stdout, r.stderr
     r = subprocess.run([exe, "--version"], cwd=work, capture_output=True, text=True)
     assert r.returncode == 0 and "default model: " in r.stdout and "cannot be loaded" not in r.stdout, r.stdout
     api = ("import numpy as np, genre_infer as g\n"
