@@ -88,14 +88,17 @@ class ProgressBar:
             self._shown = False
 
     def update(self, n: int = 1) -> None:
-        """Count ``n`` more steps done; redraws at most every :data:`REDRAW_S` (and at the end)."""
+        """Count ``n`` more steps done and draw the bar: at once when it is not on screen (or
+        the last step is done), else at most every :data:`REDRAW_S`."""
         self.done += n
-        if self.enabled and (self.done >= self.total or time.monotonic() - self._drawn_at >= REDRAW_S):
+        if self.enabled and (not self._shown or self.done >= self.total
+                             or time.monotonic() - self._drawn_at >= REDRAW_S):
             self._draw()
 
     @contextlib.contextmanager
     def above(self) -> Iterator[None]:
-        """Print inside this block: the bar is wiped first and drawn again below what was printed."""
+        """Print inside this block: the bar is wiped first, and the next :meth:`update` draws
+        it again under what was printed."""
         if not self.enabled:
             yield
             return
@@ -105,7 +108,6 @@ class ProgressBar:
         finally:
             with contextlib.suppress(Exception):  # stdout may be a closed pipe; the bar is secondary
                 sys.stdout.flush()
-            self._draw()
 
     def close(self) -> None:
         """Wipe the bar, leaving the line empty for whatever is printed next."""
