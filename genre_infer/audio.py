@@ -41,10 +41,10 @@ def _check_path(path: Path, raw: str) -> None:
         raise AudioError("is a directory, not an audio file")
     if not path.exists():
         if path.is_symlink():
-            raise MissingFileError(path, "broken symbolic link")
+            raise MissingFileError(raw, "broken symbolic link")
         if _URL.match(raw):  # before Path() made "https://" into "https:/"
             raise AudioError("URLs are not supported; download the file first")
-        raise MissingFileError(path)
+        raise MissingFileError(raw)
     if not os.access(path, os.R_OK):
         raise AudioError("permission denied")
     if is_regular_file(path) and path.stat().st_size == 0:  # a pipe's size says nothing
@@ -286,6 +286,7 @@ def stream(
     ----------
     path : str or os.PathLike
         Audio file. wav/flac/ogg/opus/mp3 need nothing else; other formats need ffmpeg.
+        A pipe (``/dev/stdin``, ``<(...)``) is copied to a temporary file first.
     sr : int
         Target sample rate (the model's).
     block_s : float
@@ -299,12 +300,17 @@ def stream(
     Raises
     ------
     AudioError
-        The file is missing, unreadable or a directory.
+        The file is missing (:class:`~genre_infer.errors.MissingFileError`, also a
+        ``FileNotFoundError``), unreadable, a directory, or a URL.
     DecodeError
         The file cannot be decoded (``FFmpegMissingError`` when ffmpeg is needed).
     """
     raw, path = os.fspath(path), Path(path)
     _check_path(path, raw)
+    if not is_regular_file(path):  # a pipe: the decoders may read it twice (libsndfile, then ffmpeg)
+        with seekable_copy(path) as copy:
+            yield from stream(copy, sr, block_s)
+        return
     ffmpeg = ffmpeg_available()
     if ffmpeg and path.suffix.lower() not in SNDFILE_EXTENSIONS:
         try:
