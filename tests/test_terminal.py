@@ -75,3 +75,17 @@ def test_quiet_or_one_file_draws_no_bar(toy_model: Path, batch: Path, audio_dir:
     assert "classifying" not in raw and "\x1b[" not in raw
     _, raw = run_on_pty(_genre_infer(batch, "--model", toy_model), cwd=REPO, env={"TERM": "dumb"})
     assert "\x1b[" not in raw  # a terminal that cannot erase a line gets no bar
+
+
+def test_the_bar_line_is_shorter_than_any_terminal_width() -> None:
+    import io
+
+    from genre_infer.progress import ProgressBar
+
+    for total, done in ((3, 1), (12345, 6789), (10, 10)):
+        bar = ProgressBar(total, io.StringIO())
+        bar.done = done
+        for columns in range(1, 200):
+            line = bar.line(columns)
+            assert len(line) < columns or line == "", (columns, line)
+        assert f"{done}/{total}" in bar.line(100) and "[" in bar.line(100)
