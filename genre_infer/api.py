@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from typing import Iterable, NamedTuple, Union
@@ -53,6 +54,10 @@ class Classifier:
         threads: int | None = None,
     ) -> None:
         self.model = GenreModel(model, device=device, threads=threads)
+
+    def __repr__(self) -> str:
+        device = "cuda" if self.model.providers[0] == "CUDAExecutionProvider" else "cpu"
+        return f"Classifier(model={self.name!r}, version={self.version!r}, device={device!r}, path={str(self.model.path)!r})"
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -157,8 +162,11 @@ class Classifier:
     def classify(self, audio: AudioInput, sr: int | None = None) -> Result:
         """Classify one song. See :func:`classify`."""
         spec = self.model.features
-        with np.errstate(all="ignore"):  # absurd sample values are refused below, not warned about
-            blocks, level = self._blocks(audio, sr)
+        with contextlib.ExitStack() as stack, np.errstate(all="ignore"):  # absurd values are refused below
+            readable = audio
+            if isinstance(audio, (str, os.PathLike)):  # a pipe can be read only once: copied first
+                readable = stack.enter_context(audio_mod.seekable_copy(audio))
+            blocks, level = self._blocks(readable, sr)
             a = self.analyse(blocks, level)
         duration = a.n_samples / spec.sr
         if a.n_samples == 0:

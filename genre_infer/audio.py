@@ -8,18 +8,27 @@ resampler ``librosa.load`` uses by default, so training and inference agree.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import shutil
+import stat
 import subprocess
+import tempfile
 from pathlib import Path
-from typing import Any, Iterator
+from typing import IO, Any, Iterator
 
 import numpy as np
 
-from .constants import DECODE_BLOCK_S, SNDFILE_EXTENSIONS
-from .errors import AudioError, DecodeError, FFmpegMissingError
+from .constants import AUDIO_EXTENSIONS, DECODE_BLOCK_S, SNDFILE_EXTENSIONS
+from .errors import AudioError, DecodeError, FFmpegMissingError, MissingFileError
 
-__all__ = ["load", "stream", "to_mono", "resample", "from_array", "ffmpeg_available", "block_resampler"]
+__all__ = ["load", "stream", "to_mono", "resample", "from_array", "ffmpeg_available", "is_regular_file",
+           "seekable_copy", "spool", "block_resampler"]
+
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+#: What an ffmpeg-less machine is told to install.
+FFMPEG_HINT = "install it, e.g. `apt install ffmpeg`, `brew install ffmpeg` or `winget install ffmpeg`"
 
 
 def ffmpeg_available() -> bool:
@@ -27,17 +36,117 @@ def ffmpeg_available() -> bool:
     return shutil.which("ffmpeg") is not None
 
 
-def _check_path(path: Path) -> None:
+def _check_path(path: Path, raw: str) -> None:
     if path.is_dir():
         raise AudioError("is a directory, not an audio file")
     if not path.exists():
         if path.is_symlink():
-            raise AudioError("broken symbolic link")
-        raise AudioError("no such file")
+            raise MissingFileError(raw, "broken symbolic link")
+        if _URL.match(raw):  # before Path() made "https://" into "https:/"
+            raise AudioError("URLs are not supported; download the file first")
+        raise MissingFileError(raw)
     if not os.access(path, os.R_OK):
         raise AudioError("permission denied")
-    if path.stat().st_size == 0:
+    if is_regular_file(path) and path.stat().st_size == 0:  # a pipe's size says nothing
         raise DecodeError("empty file (0 bytes)")
+
+
+def is_regular_file(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is a regular file (after symbolic links), not a pipe, device or socket."""
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except (OSError, ValueError):
+        return False
+
+
+def spool(source: IO[bytes], folder: str | os.PathLike[str], name: str = "input") -> Path:
+    """Copy a stream (standard input, a pipe) into a file in ``folder``, so that it can be read
+    more than once and seeked; memory stays flat whatever its length."""
+    target = Path(folder) / name
+    with open(target, "wb") as out:
+        shutil.copyfileobj(source, out, 1 << 20)
+    return target
+
+
+@contextlib.contextmanager
+def seekable_copy(path: str | os.PathLike[str]) -> Iterator[str | os.PathLike[str]]:
+    """``path`` itself when it is a regular file (or missing: the decoder says so); otherwise
+    (a pipe, ``/dev/stdin``, process substitution) a temporary copy of what it holds."""
+    p = Path(path)
+    if is_regular_file(p) or not p.exists() or p.is_dir():
+        yield path
+        return
+    try:
+        f = open(p, "rb")
+    except PermissionError:
+        raise AudioError("permission denied") from None
+    except OSError as exc:
+        raise AudioError(f"cannot open ({exc.strerror or type(exc).__name__})") from None
+    with f, tempfile.TemporaryDirectory(prefix="genre-infer-") as tmp:
+        yield spool(f, tmp)
+
+
+#: Leading bytes of files people mistake for audio, and what to call them.
+_NOT_AUDIO = (
+    (b"\x89PNG\r\n\x1a\n", "a PNG image"), (b"\xff\xd8\xff", "a JPEG image"), (b"GIF8", "a GIF image"),
+    (b"%PDF-", "a PDF document"), (b"PK\x03\x04", "a ZIP archive"), (b"\x7fELF", "a program"),
+    (b"\x1f\x8b", "a gzip archive"), (b"BM", "a BMP image"), (b"II*\x00", "a TIFF image"),
+    (b"MM\x00*", "a TIFF image"),
+)
+#: Leading bytes (at an offset) of containers ffmpeg decodes and libsndfile does not.
+_FFMPEG_ONLY = ((4, b"ftyp", "MP4/M4A"), (0, b"\x1a\x45\xdf\xa3", "Matroska/WebM"),
+                (0, b"\x30\x26\xb2\x75", "WMA/ASF"), (0, b"\xff\xf1", "AAC"), (0, b"\xff\xf9", "AAC"))
+
+
+def _head(path: Path, n: int = 512) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return f.read(n)
+    except OSError:
+        return b""
+
+
+def not_audio(head: bytes) -> str | None:
+    """What a file that is certainly not audio holds (``"a PNG image"``, ``"text"``), from its
+    first bytes; ``None`` when it may be audio."""
+    for magic, what in _NOT_AUDIO:
+        if head.startswith(magic):
+            if magic == b"BM" and len(head) >= 14 and head[6:10] != b"\x00" * 4:
+                continue  # "BM" alone is too common a start; a BMP has four reserved zero bytes
+            return what
+    if head and b"\x00" not in head:
+        try:
+            text = head.decode("utf-8")
+        except UnicodeDecodeError as exc:  # text only when the error is a character cut at the end
+            text = head[: exc.start].decode("utf-8") if exc.start >= len(head) - 3 else ""
+        if text and sum(c.isprintable() or c in "\t\r\n" for c in text) >= 0.95 * len(text):
+            return "text"
+    return None
+
+
+def _ffmpeg_container(head: bytes) -> str | None:
+    for offset, magic, what in _FFMPEG_ONLY:
+        if head[offset : offset + len(magic)] == magic:
+            return what
+    return None
+
+
+def _explain(path: Path, exc: DecodeError) -> DecodeError:
+    """The error to raise for a file no decoder read: what it is when that is clear, that it
+    needs ffmpeg when only ffmpeg could read it, else the decoder's own reason."""
+    head = _head(path)
+    what = not_audio(head)
+    if what is not None:
+        return DecodeError(f"not an audio file ({what})")
+    if not ffmpeg_available():
+        fmt = _ffmpeg_container(head)
+        suffix = path.suffix.lower()
+        if fmt is not None or (suffix in AUDIO_EXTENSIONS and suffix not in SNDFILE_EXTENSIONS):
+            return FFmpegMissingError(
+                f"decoding {fmt + ' audio' if fmt else suffix} needs ffmpeg, which is not installed ({FFMPEG_HINT})")
+        if suffix not in SNDFILE_EXTENSIONS:
+            return FFmpegMissingError(f"{exc}; ffmpeg, which is not installed, may read it ({FFMPEG_HINT})")
+    return exc
 
 
 def _reason(exc: BaseException) -> str:
@@ -88,11 +197,6 @@ def _read_blocks(sf: Any, fd: int, sr: int, block_s: float) -> Iterator[np.ndarr
 
 
 def _stream_ffmpeg(path: Path, sr: int, block_s: float) -> Iterator[np.ndarray]:
-    if not ffmpeg_available():
-        raise FFmpegMissingError(
-            f"decoding {path.suffix or 'this file'} needs ffmpeg, which is not installed "
-            "(install it, e.g. `apt install ffmpeg` or `brew install ffmpeg`)"
-        )
     cmd = [
         "ffmpeg", "-nostdin", "-v", "error", "-i", str(path),
         "-map", "0:a:0", "-f", "f32le", "-ac", "1", "-ar", str(sr), "-",
@@ -111,7 +215,10 @@ def _stream_ffmpeg(path: Path, sr: int, block_s: float) -> Iterator[np.ndarray]:
             proc.kill()
         _, err = proc.communicate()
     if proc.returncode != 0 and total == 0:
-        lines = err.decode("utf-8", "replace").strip().splitlines()
+        text = err.decode("utf-8", "replace")
+        if "matches no streams" in text:  # "Stream map '0:a:0' matches no streams. To ignore this, ..."
+            raise DecodeError("no audio stream in this file")
+        lines = text.strip().splitlines()
         raise DecodeError(f"cannot decode audio (ffmpeg: {lines[-1] if lines else 'no audio stream'})")
 
 
@@ -185,6 +292,7 @@ def stream(
     ----------
     path : str or os.PathLike
         Audio file. wav/flac/ogg/opus/mp3 need nothing else; other formats need ffmpeg.
+        A pipe (``/dev/stdin``, ``<(...)``) is copied to a temporary file first.
     sr : int
         Target sample rate (the model's).
     block_s : float
@@ -198,22 +306,36 @@ def stream(
     Raises
     ------
     AudioError
-        The file is missing, unreadable or a directory.
+        The file is missing (:class:`~genre_infer.errors.MissingFileError`, also a
+        ``FileNotFoundError``), unreadable, a directory, or a URL.
     DecodeError
         The file cannot be decoded (``FFmpegMissingError`` when ffmpeg is needed).
     """
-    path = Path(path)
-    _check_path(path)
-    if path.suffix.lower() not in SNDFILE_EXTENSIONS:
-        yield from _stream_ffmpeg(path, sr, block_s)
+    raw, path = os.fspath(path), Path(path)
+    _check_path(path, raw)
+    if not is_regular_file(path):  # a pipe: the decoders may read it twice (libsndfile, then ffmpeg)
+        with seekable_copy(path) as copy:
+            yield from stream(copy, sr, block_s)
         return
+    ffmpeg = ffmpeg_available()
+    if ffmpeg and path.suffix.lower() not in SNDFILE_EXTENSIONS:
+        try:
+            yield from _stream_ffmpeg(path, sr, block_s)
+        except DecodeError as exc:
+            raise _explain(path, exc) from None
+        return
+    # libsndfile reads the content whatever the name says (a .wav called .bin): tried first
+    # for its own formats, and for every file when there is no ffmpeg to try
     blocks = _stream_sndfile(path, sr, block_s)
     try:
         first = next(blocks, None)
-    except DecodeError:
-        if not ffmpeg_available():
-            raise
-        yield from _stream_ffmpeg(path, sr, block_s)
+    except DecodeError as exc:
+        if not ffmpeg:
+            raise _explain(path, exc) from None
+        try:
+            yield from _stream_ffmpeg(path, sr, block_s)
+        except DecodeError as exc2:
+            raise _explain(path, exc2) from None
         return
     if first is not None:
         yield first

@@ -2,6 +2,10 @@
 
 Exit codes: 0 every input classified; 1 some inputs failed (the others are
 still classified and written); 2 usage or model error; 130 interrupted.
+
+Options are checked before any work is done. ``-`` reads audio from standard input, and
+pipes (``/dev/stdin``, ``<(...)``) work: such inputs are copied to a temporary file first,
+since decoding and the pictures read them more than once.
 """
 
 from __future__ import annotations
@@ -15,6 +19,12 @@ import click
 
 from ._version import __version__
 from .constants import AUDIO_EXTENSIONS
+
+STDIN = "-"
+#: Output formats implied by the extension of ``--output`` when ``--format`` is not given.
+FORMAT_OF_EXTENSION = {".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".txt": "text"}
+#: --plot suffixes shown in messages (matplotlib writes a few more, which are accepted too).
+PLOT_SUFFIXES = (".png", ".svg", ".pdf")
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 MAX_AUTO_JOBS = 8  # --jobs auto: worker processes at most (each holds its own model, ~140 MB)
@@ -51,7 +61,9 @@ def expand_paths(paths: tuple[str, ...]) -> Iterator[str]:
     seen: set[str] = set()
     for p in paths:
         candidates: list[str]
-        if os.path.isdir(p):
+        if p == STDIN:
+            candidates = [p]
+        elif os.path.isdir(p):
             candidates = sorted(
                 os.path.join(root, f)
                 for root, _dirs, files in os.walk(p)
@@ -187,46 +199,79 @@ def job_count(jobs: str, n_files: int, providers: list[str], threads: int | None
     return max(1, min(_usable_cores() // (threads or 1), most, n_files // FILES_PER_AUTO_JOB))
 
 
+def names_folder(value: str) -> bool:
+    """Whether a --plot/--html value names a folder: an existing one, one ending in a slash, or
+    a new name without a suffix."""
+    p = Path(value)
+    return p.is_dir() or value.endswith(("/", os.sep)) or (not p.suffix and not p.exists())
+
+
+def visual_problem(option: str, value: str, n_files: int, suffixes: frozenset[str] | None) -> str | None:
+    """Why ``option value`` cannot be written for ``n_files`` inputs (``None``: it can).
+
+    Several inputs need a folder (one picture each); a file's suffix must be one of
+    ``suffixes`` (``None``: any)."""
+    if names_folder(value):
+        return None
+    p = Path(value)
+    if n_files > 1:
+        return (f"{option} {value}: {n_files} inputs make one file each; give a folder "
+                f"(e.g. {option} {p.with_suffix('').name or 'out'}/)")
+    if suffixes is not None and p.suffix.lower() not in suffixes:
+        what = f"unknown image type {p.suffix!r}" if p.suffix else "no image type in the name"
+        return f"{option} {value}: {what} (use {', '.join(PLOT_SUFFIXES)}, or a folder)"
+    return None
+
+
+def plot_suffixes() -> frozenset[str]:
+    """File suffixes matplotlib can save a figure as (``.png``, ``.svg``, ``.pdf``, ...)."""
+    import matplotlib  # noqa: F401  (ImportError when it is not installed)
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    return frozenset(f".{ext}" for ext in FigureCanvasBase.get_supported_filetypes())
+
+
 class _Visuals:
     """Writes the --plot and --html outputs: one file, or a folder with one per song."""
 
-    def __init__(self, plot: str | None, html: str | None, audio_mode: str, many: bool) -> None:
+    def __init__(self, plot: str | None, html: str | None, audio_mode: str) -> None:
         self.plot, self.html, self.audio_mode = plot, html, audio_mode
-        self.many = many
+        self.plot_folder = plot is not None and names_folder(plot)
+        self.html_folder = html is not None and names_folder(html)
         self.index: list[tuple[str, str, Any]] = []
         self._names: set[str] = set()
 
-    def _target(self, base: str, src: str, ext: str) -> Path:
-        if not (self.many or os.path.isdir(base) or base.endswith(os.sep)):
+    def _target(self, base: str, folder_mode: bool, name: str, ext: str) -> Path:
+        if not folder_mode:
             return Path(base)
         folder = Path(base)
         folder.mkdir(parents=True, exist_ok=True)
-        stem, n = Path(src).stem, 1
-        name = f"{stem}{ext}"
-        while name in self._names:  # same stem in two folders
+        stem, n = ("stdin" if name == STDIN else Path(name).stem), 1
+        out = f"{stem}{ext}"
+        while out in self._names:  # same stem in two folders
             n += 1
-            name = f"{stem}-{n}{ext}"
-        self._names.add(name)
-        return folder / name
+            out = f"{stem}-{n}{ext}"
+        self._names.add(out)
+        return folder / out
 
-    def add(self, src: str, result: Any) -> None:
+    def add(self, name: str, src: str, result: Any) -> None:
+        """Pictures of ``result`` for the input ``name``, whose audio is read from ``src``."""
         if not (self.plot or self.html):
             return
         from . import report
 
         mel = report.display_melgram(src)
         if self.plot:
-            ext = Path(self.plot).suffix if Path(self.plot).suffix and not self.many else ".png"
             fig = report.plot_timeline(result, melgram=mel)
-            fig.savefig(self._target(self.plot, src, ext), dpi=110)
+            fig.savefig(self._target(self.plot, self.plot_folder, name, ".png"), dpi=110)
         if self.html:
-            target = self._target(self.html, src, ".html")
+            target = self._target(self.html, self.html_folder, name, ".html")
             page = report.html_report(result, melgram=mel, **report.audio_for_html(src, self.audio_mode, target))
             _write_atomic(target, page)
-            self.index.append((target.name, Path(src).name, result))
+            self.index.append((target.name, Path(name).name, result))
 
     def close(self) -> None:
-        if self.html and self.index and (self.many or os.path.isdir(self.html)):
+        if self.html and self.index and self.html_folder:
             from . import report
 
             _write_atomic(Path(self.html) / "index.html", report.html_index(self.index))
@@ -239,9 +284,86 @@ def _write_atomic(path: Path, text: str) -> None:
 
 
 def _version_text() -> str:
+    """The package's version, the default model's name and version (from its metadata), and
+    the onnxruntime and Python it runs on."""
     import onnxruntime
 
-    return f"genre-infer {__version__} (onnxruntime {onnxruntime.__version__}, python {sys.version.split()[0]})"
+    from .errors import GenreInferError
+    from .model import GenreModel
+
+    try:
+        info = GenreModel(None, device="cpu").info
+        model = f"{info.name} {info.version}"
+    except GenreInferError as exc:
+        model = f"cannot be loaded ({exc})"
+    return (f"genre-infer {__version__}\ndefault model: {model}\n"
+            f"onnxruntime {onnxruntime.__version__}, python {sys.version.split()[0]}")
+
+
+def output_format(fmt: str | None, output: str | None) -> str:
+    """The output format: ``--format``, else the one ``--output``'s extension names, else text.
+
+    Raises
+    ------
+    click.UsageError
+        ``--format`` and the extension name two different formats.
+    """
+    implied = FORMAT_OF_EXTENSION.get(Path(output).suffix.lower()) if output else None
+    if fmt is not None and implied is not None and fmt != implied:
+        raise click.UsageError(f"--format {fmt} but --output {output} names a {implied} file "
+                               "(drop one of them, or make them agree)")
+    return fmt or implied or "text"
+
+
+def _stream_like(path: str) -> bool:
+    """Standard input, or a path that is a pipe, device or socket (read only once)."""
+    from .audio import is_regular_file
+
+    return path == STDIN or (os.path.exists(path) and not os.path.isdir(path) and not is_regular_file(path))
+
+
+def _spool_streams(files: list[str], folder: str) -> dict[str, str]:
+    """Copy standard input and pipes among ``files`` into ``folder``: ``{input: copy}``."""
+    from .audio import spool
+
+    copies: dict[str, str] = {}
+    for i, f in enumerate(files):
+        if not _stream_like(f):
+            continue
+        try:
+            if f == STDIN:
+                copies[f] = str(spool(sys.stdin.buffer, folder, f"{i}-stdin"))
+            else:
+                with open(f, "rb") as src:
+                    copies[f] = str(spool(src, folder, f"{i}-stream"))
+        except OSError:
+            pass  # left as it is: classifying it reports the problem as that file's error line
+    return copies
+
+
+def _input_problem(files: list[str], plot: str | None, html: str | None, html_audio: str) -> str | None:
+    """What is wrong with the inputs and picture options together, found before any work."""
+    from .output import display_path
+
+    if STDIN in files and sys.stdin is not None and sys.stdin.isatty():
+        return "- reads audio from standard input, which is a terminal (pipe a file into it: genre-infer - < song.mp3)"
+    if plot:
+        try:
+            suffixes = plot_suffixes()
+        except ImportError:
+            return "--plot needs matplotlib: pip install 'genre-infer[plot]'"
+        problem = visual_problem("--plot", plot, len(files), suffixes)
+        if problem:
+            return problem
+    if html:
+        problem = visual_problem("--html", html, len(files), None)
+        if problem:
+            return problem
+        streams = [f for f in files if _stream_like(f)]
+        if html_audio == "link" and streams:
+            return (f"--html-audio link needs audio files, and {display_path(streams[0])} is a stream "
+                    "(use --html-audio embed)")
+    return None
 
 
 def _print_model_info(clf: object) -> None:
@@ -265,8 +387,9 @@ def _check_jobs(ctx: click.Context, param: click.Parameter, value: str) -> str:
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.argument("paths", nargs=-1, metavar="PATH...")
-@click.option("-f", "--format", "fmt", type=click.Choice(["text", "json", "jsonl", "csv"]),
-              default="text", show_default=True, help="Output format (json/jsonl/csv: see README schema).")
+@click.option("-f", "--format", "fmt", type=click.Choice(["text", "json", "jsonl", "csv"]), default=None,
+              help="Output format (json/jsonl/csv: see README schema). Default: from --output's "
+                   "extension (.json, .jsonl, .csv, .txt), else text.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True),
               help="Write results to FILE instead of standard output.")
 @click.option("-k", "--top-k", type=click.IntRange(1, None), default=3, show_default=True,
@@ -291,21 +414,22 @@ def _check_jobs(ctx: click.Context, param: click.Parameter, value: str) -> str:
 @click.option("--version", is_flag=True, help="Print the version and exit.")
 @click.pass_context
 def main(
-    ctx: click.Context, paths: tuple[str, ...], fmt: str, output: str | None, top_k: int,
+    ctx: click.Context, paths: tuple[str, ...], fmt: str | None, output: str | None, top_k: int,
     timeline: bool, model: str | None, device: str, threads: int | None, jobs: str,
     plot_path: str | None, html_path: str | None, html_audio: str, list_genres: bool,
     model_info: bool, quiet: bool, version: bool,
 ) -> None:
     """Recognise the genre of songs, second by second.
 
-    PATH is an audio file (wav, flac, ogg, opus, mp3; m4a/aac/webm with ffmpeg)
-    or a folder, searched recursively for audio files.
+    PATH is an audio file (wav, flac, ogg, opus, mp3; m4a/aac/webm with ffmpeg),
+    a folder, searched recursively for audio files, or - for standard input.
 
     \b
     Examples:
       genre-infer song.mp3
       genre-infer song.mp3 --timeline
-      genre-infer ~/Music --format jsonl --output genres.jsonl
+      genre-infer ~/Music --output genres.jsonl
+      ffmpeg -i song.m4a -f wav - | genre-infer -
     """
     if version:
         click.echo(_version_text())
@@ -314,15 +438,28 @@ def main(
         click.echo(ctx.get_usage(), err=True)
         _error("no PATH given (try `genre-infer --help`)")
         ctx.exit(EXIT_USAGE)
+    try:
+        fmt = output_format(fmt, output)
+    except click.UsageError as exc:
+        _error(exc.message)
+        ctx.exit(EXIT_USAGE)
+    files = list(expand_paths(paths))
+    problem = None if list_genres or model_info else _input_problem(files, plot_path, html_path, html_audio)
+    if problem:
+        _error(problem)
+        ctx.exit(EXIT_USAGE)
 
     # numpy's BLAS only multiplies small matrices here; its idle-spinning thread pool fought
     # onnxruntime's threads for the cores (950 short files: 15 s with it, 1.3 s without).
     # Set before numpy loads; spawned --jobs workers inherit it.
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(var, "1")
+    import dataclasses
+
     from .api import Classifier
     from .errors import GenreInferError
     from .output import Writer, display_path
+    from .progress import ProgressBar, bar_wanted
 
     if not os.environ.get("GENRE_INFER_DEBUG"):
         # before the model loads: onnxruntime's C++ logger writes there when a CUDA provider
@@ -340,14 +477,11 @@ def main(
             _print_model_info(clf)
         ctx.exit(EXIT_OK)
 
-    files = list(expand_paths(paths))
-    if plot_path:
-        try:
-            import matplotlib  # noqa: F401
-        except ImportError:
-            _error("--plot needs matplotlib: pip install 'genre-infer[plot]'")
-            ctx.exit(EXIT_USAGE)
-    visuals = _Visuals(plot_path, html_path, html_audio, many=len(files) > 1)
+    import tempfile
+
+    # standard input and pipes, copied once: the decoder and the pictures read them again
+    reads = _spool_streams(files, ctx.with_resource(tempfile.TemporaryDirectory(prefix="genre-infer-")))
+    visuals = _Visuals(plot_path, html_path, html_audio)
     try:
         writer = Writer(fmt, output, model={"name": clf.name, "version": clf.version},  # type: ignore[arg-type]
                         labels=clf.labels, top_k=top_k, timeline=timeline)
@@ -356,18 +490,21 @@ def main(
         ctx.exit(EXIT_USAGE)
 
     failed = 0
-    show_bar = not quiet and len(files) > 1 and sys.stderr.isatty()
-    results = _results(files, clf, job_count(jobs, len(files), clf.model.providers, threads), model, device, threads)
+    bar = ProgressBar(len(files), sys.stderr, enabled=not quiet and len(files) > 1 and bar_wanted(sys.stderr))
+    read_paths = [reads.get(f, f) for f in files]
+    results = _results(read_paths, clf, job_count(jobs, len(files), clf.model.providers, threads), model, device,
+                       threads)
     try:
-        with click.progressbar(length=len(files), file=sys.stderr, label="classifying",
-                               hidden=not show_bar) as bar:
-            # results first: zip then asks it once more after the last file, which runs the
-            # generator to its end (the worker pool is shut down there, not at exit)
-            for (status, payload), f in zip(results, files):
+        # results first: zip then asks it once more after the last file, which runs the
+        # generator to its end (the worker pool is shut down there, not at exit)
+        for (status, payload), f, src in zip(results, files, read_paths):
+            with bar.above():  # what is printed goes above the bar, never after it
                 if status == "ok":
+                    if src != f:  # a copy of standard input or a pipe: named as the user named it
+                        payload = dataclasses.replace(payload, source=f)
                     writer.add(payload)
                     try:
-                        visuals.add(f, payload)
+                        visuals.add(f, src, payload)
                     except (OSError, GenreInferError) as exc:
                         failed += 1
                         _error(f"{display_path(f)}: cannot write plot/report: {exc}")
@@ -376,16 +513,19 @@ def main(
                     name = display_path(f)
                     _error(f"{name}: {payload}")
                     writer.add_error(name, payload)
-                bar.update(1)
+            bar.update(1)
+        bar.close()
     except KeyboardInterrupt:
         import signal
 
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the cleanup short
+        bar.close()
         results.close()  # stops the worker processes now, wherever the interrupt landed
         writer.close()
         _error(f"interrupted after {writer.written} of {len(files)} files; finished results were kept")
         ctx.exit(EXIT_INTERRUPTED)
     except BrokenPipeError:
+        bar.close()
         results.close()
         sys.stderr.close()
         ctx.exit(EXIT_SOME_FAILED)

@@ -6,6 +6,10 @@ line, prefixed by the file name, and never shows a traceback.
 
 from __future__ import annotations
 
+import errno
+import os
+from typing import Any
+
 
 class GenreInferError(Exception):
     """Base class of every error genre-infer raises on purpose."""
@@ -13,6 +17,20 @@ class GenreInferError(Exception):
 
 class AudioError(GenreInferError):
     """The input audio cannot be used (missing, undecodable, too short, silent)."""
+
+
+class MissingFileError(AudioError, FileNotFoundError):
+    """The input file does not exist: also a :class:`FileNotFoundError`, whose ``filename``
+    is the path (``except FileNotFoundError`` catches it); ``str()`` is the reason alone."""
+
+    def __init__(self, path: str | os.PathLike[str], reason: str = "no such file") -> None:
+        FileNotFoundError.__init__(self, errno.ENOENT, reason, os.fspath(path))
+
+    def __str__(self) -> str:
+        return str(self.strerror)
+
+    def __reduce__(self) -> tuple[Any, ...]:  # pickles (worker processes) with its own arguments
+        return type(self), (self.filename, self.strerror)
 
 
 class DecodeError(AudioError):

@@ -51,13 +51,23 @@ def _span(start: float, end: float) -> str:
     return f"{format_time(start)}–{format_time(end)}"
 
 
+def _pct(p: float) -> str:
+    """A confidence as people read it: ``88%`` (the text output's one notation)."""
+    return f"{p:.0%}"
+
+
 def render_text(result: Result, *, top_k: int = 3, timeline: bool = False) -> str:
-    """Human-readable summary: verdict, sections, and optionally a row per second."""
+    """Human-readable summary: verdict, sections, and optionally a row per second.
+
+    Confidences read as percentages throughout. A timeline row too short to show as a span
+    of whole seconds (a song's last few milliseconds: ``1:15–1:15``) is left out here; JSON
+    and CSV keep every row.
+    """
     name = display_path(result.source) if result.source else "<array>"
     lines = [f"{name}  ({format_time(result.duration)}, {result.duration:.1f} s)"]
-    verdict = " · ".join(f"{g} {p:.0%}" for g, p in result.top(top_k))
+    verdict = " · ".join(f"{g} {_pct(p)}" for g, p in result.top(top_k))
     lines.append(f"  genre:    {verdict}")
-    sections = [f"{_span(s.start, s.end)} {s.genre} {s.confidence:.2f}" for s in result.sections]
+    sections = [f"{_span(s.start, s.end)} {s.genre} {_pct(s.confidence)}" for s in result.sections]
     if len(sections) <= 4:
         lines.append("  sections: " + " · ".join(sections))
     else:
@@ -67,10 +77,12 @@ def render_text(result: Result, *, top_k: int = 3, timeline: bool = False) -> st
         lines.append("  timeline:")
         width = max(len(g) for g in result.labels)
         for row in result.timeline:
+            if format_time(row.start) == format_time(row.end):
+                continue
             others = sorted(row.probabilities.items(), key=lambda kv: -kv[1])
-            rest = ", ".join(f"{g} {p:.2f}" for g, p in others[:top_k] if g != row.genre)
+            rest = ", ".join(f"{g} {_pct(p)}" for g, p in others[:top_k] if g != row.genre)
             lines.append(
-                f"    {_span(row.start, row.end):>11}  {row.genre:<{width}}  {row.confidence:.2f}"
+                f"    {_span(row.start, row.end):>11}  {row.genre:<{width}}  {_pct(row.confidence):>4}"
                 + (f"  ({rest})" if rest else "")
             )
     return "\n".join(lines) + "\n"

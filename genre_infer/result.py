@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
 from .constants import OUTPUT_SCHEMA_VERSION
+
+if TYPE_CHECKING:  # pragma: no cover
+    from matplotlib.figure import Figure
 
 __all__ = ["Section", "TimelineRow", "Result", "UNCERTAIN"]
 
@@ -156,3 +161,70 @@ class Result:
         if timeline:
             d["timeline"] = [row.to_dict() for row in self.timeline]
         return d
+
+    def plot(self, path: str | os.PathLike[str] | None = None, *, audio: Any = None, sr: int | None = None,
+             width: float = 12.0) -> Figure:
+        """The melgram with the genre of every second under it (needs matplotlib).
+
+        Parameters
+        ----------
+        path : str or os.PathLike, optional
+            Also save the picture there; its suffix picks the format (``.png``, ``.svg``, ``.pdf``).
+        audio : path or np.ndarray, optional
+            The audio, for the melgram: needed when the result came from an array
+            (default: :attr:`source`).
+        sr : int, optional
+            Sample rate of an array ``audio``.
+        width : float
+            Figure width in inches.
+
+        Returns
+        -------
+        matplotlib.figure.Figure
+            The figure (``fig.savefig(...)`` saves it elsewhere; no pyplot window is opened).
+
+        Raises
+        ------
+        genre_infer.report.PlotUnavailableError
+            matplotlib is not installed (``pip install 'genre-infer[plot]'``).
+        """
+        from . import report
+
+        fig = report.plot_timeline(self, audio, sr, width=width)
+        if path is not None:
+            fig.savefig(path, dpi=110)
+        return fig
+
+    def save_html(self, path: str | os.PathLike[str], *, audio: Literal["embed", "link", "none"] = "embed",
+                  audio_source: Any = None, sr: int | None = None) -> Path:
+        """Write the listen-along HTML report (player, melgram, timeline, sections) to ``path``.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            The ``.html`` file to write.
+        audio : {"embed", "link", "none"}
+            Put the audio file in the page (one file to share), link to it by a relative path,
+            or leave the player out. A result from an array has no file: use ``"none"``.
+        audio_source : path or np.ndarray, optional
+            The audio, for the melgram, when the result came from an array.
+        sr : int, optional
+            Sample rate of an array ``audio_source``.
+
+        Returns
+        -------
+        pathlib.Path
+            ``path``.
+        """
+        from . import report
+
+        path = Path(path)
+        if audio not in ("embed", "link", "none"):
+            raise ValueError(f"audio must be 'embed', 'link' or 'none', not {audio!r}")
+        player: dict[str, Any] = {}
+        if audio != "none":
+            if self.source is None:
+                raise ValueError("a result from an array has no audio file to embed or link: use audio='none'")
+            player = report.audio_for_html(self.source, audio, path)
+        path.write_text(report.html_report(self, audio=audio_source, sr=sr, **player), encoding="utf-8")
+        return path

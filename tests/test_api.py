@@ -177,3 +177,30 @@ def test_a_model_with_timeline_smoothing_reports_the_smoothed_seconds(tmp_path: 
     b = load_model(smooth, device="cpu").classify(y, sr=SR)
     np.testing.assert_allclose(b.timeline_probabilities, tl.sticky_smooth(a.timeline_probabilities, 0.1, 2.0), atol=1e-6)
     np.testing.assert_allclose(b.probabilities, tl.verdict(b.timeline_probabilities, 1.0, b.duration), atol=1e-6)
+
+
+def test_repr_names_the_model_and_device(toy_model: Path) -> None:
+    text = repr(load_model(toy_model, device="cpu"))
+    assert text.startswith("Classifier(") and "'toy'" in text and "'1.0'" in text and "device='cpu'" in text
+    assert str(toy_model) in text
+
+
+def test_a_pipe_is_classified(clf: Classifier, audio_dir: Path) -> None:
+    """``/dev/stdin``, ``<(cat song.mp3)``: a stream with no size, read more than once inside."""
+    import os
+    import threading
+
+    r, w = os.pipe()
+
+    def feed() -> None:
+        with os.fdopen(w, "wb") as f:
+            f.write((audio_dir / "high.mp3").read_bytes())
+
+    t = threading.Thread(target=feed)
+    t.start()
+    try:
+        result = clf.classify(f"/dev/fd/{r}")
+    finally:
+        t.join(10)
+        os.close(r)
+    assert result.genre == "high" and result.source == f"/dev/fd/{r}"

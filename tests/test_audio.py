@@ -77,10 +77,70 @@ def test_missing_empty_and_garbage_files(tmp_path: Path) -> None:
 def test_m4a_without_ffmpeg_names_ffmpeg(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(audio.shutil, "which", lambda name: None)
     f = tmp_path / "song.m4a"
-    sf.write(tmp_path / "x.wav", tone(16000, 1.0), 16000)
-    f.write_bytes((tmp_path / "x.wav").read_bytes())
-    with pytest.raises(FFmpegMissingError, match="ffmpeg"):
+    f.write_bytes(b"\x00\x00\x00\x20ftypM4A \x00\x00\x02\x00" + bytes(500))
+    with pytest.raises(FFmpegMissingError, match="needs ffmpeg, which is not installed"):
         audio.load(f, 16000)
+    sf.write(tmp_path / "x.wav", tone(16000, 1.0), 16000)
+    f.write_bytes((tmp_path / "x.wav").read_bytes())  # a WAV misnamed: libsndfile reads the content
+    assert len(audio.load(f, 16000)) == 16000
+
+
+def test_a_missing_file_is_a_file_not_found_error_with_its_path(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.wav"
+    with pytest.raises(FileNotFoundError) as info:
+        audio.load(missing, 16000)
+    assert isinstance(info.value, AudioError) and info.value.filename == str(missing)
+    assert str(info.value) == "no such file"  # the reason; the CLI puts the name before it
+    os.symlink(tmp_path / "gone.wav", tmp_path / "link.wav")
+    with pytest.raises(FileNotFoundError, match="broken symbolic link"):
+        audio.load(tmp_path / "link.wav", 16000)
+    import pickle
+
+    copy = pickle.loads(pickle.dumps(info.value))  # crosses process boundaries intact
+    assert type(copy) is type(info.value) and copy.filename == str(missing) and str(copy) == "no such file"
+
+
+def test_urls_are_not_paths(tmp_path: Path) -> None:
+    with pytest.raises(AudioError, match="URLs are not supported; download the file first") as info:
+        audio.load("https://example.com/song.mp3", 16000)
+    assert not isinstance(info.value, FileNotFoundError)
+
+
+@pytest.mark.parametrize(("head", "what"), [
+    (b"\x89PNG\r\n\x1a\n" + bytes(50), "a PNG image"), (b"\xff\xd8\xff\xe0" + bytes(50), "a JPEG image"),
+    (b"%PDF-1.7\n", "a PDF document"), (b"PK\x03\x04" + bytes(30), "a ZIP archive"),
+    ("Verse one, la la l\u00e4".encode()[:-1], "text"),  # a character cut by the read
+    (b"RIFF\x24\x08\x00\x00WAVEfmt ", None), (b"ID3\x04\x00\x00\x00\x00\x00\x00", None),
+    (b"fLaC\x00\x00\x00\x22", None), (b"OggS\x00\x02", None), (b"\xff\xfb\x90\x64" + bytes(40), None),
+    (b"BM" + b"\x12" * 40, None),
+])
+def test_files_that_are_certainly_not_audio_are_named(head: bytes, what: str | None) -> None:
+    assert audio.not_audio(head) == what
+
+
+def test_pipes_are_copied_to_be_read_again(audio_dir: Path) -> None:
+    import threading
+
+    r, w = os.pipe()
+    data = (audio_dir / "low.wav").read_bytes()
+
+    def feed() -> None:
+        with os.fdopen(w, "wb") as f:
+            f.write(data)
+
+    t = threading.Thread(target=feed)
+    t.start()
+    try:
+        with audio.seekable_copy(f"/dev/fd/{r}") as copy:
+            assert audio.is_regular_file(copy) and Path(copy).read_bytes() == data
+            y = audio.load(copy, 16000)
+        assert not Path(copy).exists()
+    finally:
+        t.join(10)
+        os.close(r)
+    assert abs(len(y) / 16000 - 6.0) < 0.01
+    with audio.seekable_copy(audio_dir / "low.wav") as same:  # a regular file is read where it is
+        assert same == audio_dir / "low.wav"
 
 
 @pytest.mark.skipif(not audio.ffmpeg_available(), reason="ffmpeg is not installed")

@@ -26,7 +26,7 @@ def test_text_output(toy_model: Path, audio_dir: Path) -> None:
     lines = r.stdout.splitlines()
     assert lines[0].startswith(str(audio_dir / "change.wav")) and "0:20" in lines[0]
     assert lines[1].startswith("  genre:    ") and {"low", "high"} <= set(lines[1].split())
-    assert lines[2].startswith("  sections: 0:00–0:10 low 1.00 · 0:10–0:20 high 1.00")
+    assert lines[2].startswith("  sections: 0:00–0:10 low 100% · 0:10–0:20 high 100%")
     assert r.stderr == ""
 
 
@@ -35,6 +35,31 @@ def test_text_timeline_has_a_row_per_second(toy_model: Path, audio_dir: Path) ->
     rows = [line for line in r.stdout.splitlines() if line.startswith("    ") and "–" in line]
     assert len(rows) == 20 and rows[0].split()[:2] == ["0:00–0:01", "low"]
     assert rows[-1].split()[:2] == ["0:19–0:20", "high"]
+
+
+def test_text_uses_one_notation_and_no_empty_span(toy_model: Path, tmp_path: Path) -> None:
+    """Confidences read as percentages everywhere (not 88% in one place and 0.88 in the next),
+    and a song's last 14 ms get no ``0:20–0:20`` row of their own."""
+    import re
+
+    import numpy as np
+    import soundfile as sf
+    from signals import noise, tone
+
+    from conftest import SR
+
+    y = np.concatenate([tone(SR, 10.0, 110.0), noise(SR, 10.0 + 0.014)])
+    sf.write(tmp_path / "tail.wav", y, SR)
+    r = run(tmp_path / "tail.wav", "--model", toy_model, "--timeline")
+    assert r.exit_code == 0, r.output
+    assert not re.search(r"\b[01]\.\d\d\b", r.stdout), r.stdout  # no 0.88-style confidence
+    assert re.search(r"genre: +(low|high) \d+%", r.stdout) and "low 100%" in r.stdout
+    spans = re.findall(r"(\d+:\d\d)–(\d+:\d\d)", r.stdout)
+    assert spans and all(a != b for a, b in spans), spans
+    rows = [line for line in r.stdout.splitlines() if line.startswith("    ")]
+    assert len(rows) == 20 and rows[-1].split()[0] == "0:19–0:20"
+    doc = json.loads(run(tmp_path / "tail.wav", "--model", toy_model, "-f", "json").stdout)
+    assert len(doc["results"][0]["timeline"]) == 21  # the machine-readable forms keep the tail
 
 
 def test_json_schema(toy_model: Path, audio_dir: Path) -> None:
@@ -270,5 +295,171 @@ def test_ctrl_c_keeps_finished_results_and_exits_130(toy_model: Path, audio_dir:
     assert 3 <= len(lines) < n
     assert all(json.loads(line)["genre"] in ("low", "high") for line in lines)  # every line complete
     assert b"interrupted after" in err and b"Traceback" not in err
-    left = subprocess.run(["ps", "-o", "stat=", "-g", str(proc.pid)], capture_output=True, text=True).stdout.split()
-    assert all(state.startswith("Z") for state in left), f"workers left running: {left}"  # zombies wait for init
+    # the workers were told to stop; a loaded machine may take a moment to run their exit, so
+    # wait (within a bound) until the group holds nothing but zombies (which wait for init)
+    deadline, left = time.time() + 15, ["?"]
+    while time.time() < deadline:
+        ps = subprocess.run(["ps", "-o", "stat=", "-g", str(proc.pid)], capture_output=True, text=True)
+        left = ps.stdout.split()
+        if all(state.startswith("Z") for state in left):
+            break
+        time.sleep(0.1)
+    assert all(state.startswith("Z") for state in left), f"workers still running 15 s after the parent exited: {left}"
+
+
+def _cli(*args: object, **kw: object) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "genre_infer", *map(str, args)], capture_output=True, cwd=REPO,
+                          **kw)  # type: ignore[call-overload]
+
+
+def test_version_names_the_default_model_from_its_metadata() -> None:
+    onnx = pytest.importorskip("onnx")
+    from genre_infer.constants import METADATA_KEY
+
+    props = {p.key: p.value for p in onnx.load(str(REPO / "exported" / "default.onnx")).metadata_props}
+    meta = json.loads(props[METADATA_KEY])
+    r = _cli("--version", text=True)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0] == f"genre-infer {__version__}"
+    assert lines[1] == f"default model: {meta['name']} {meta['version']}"
+    assert lines[2].startswith("onnxruntime ") and f"python {sys.version.split()[0]}" in lines[2]
+
+
+@pytest.mark.parametrize(("ext", "fmt"), [(".json", "json"), (".jsonl", "jsonl"), (".csv", "csv"), (".txt", "text"),
+                                          (".out", "text")])
+def test_output_extension_picks_the_format(toy_model: Path, audio_dir: Path, tmp_path: Path, ext: str,
+                                           fmt: str) -> None:
+    out = tmp_path / f"result{ext}"
+    r = _cli(audio_dir / "low.wav", "--model", toy_model, "-o", out, text=True)
+    assert r.returncode == 0, r.stderr
+    text = out.read_text()
+    if fmt == "json":
+        assert json.loads(text)["results"][0]["genre"] == "low"
+    elif fmt == "jsonl":
+        assert json.loads(text.splitlines()[0])["genre"] == "low"
+    elif fmt == "csv":
+        assert next(csv.reader(io.StringIO(text)))[:2] == ["file", "row"]
+    else:
+        assert "  genre:    low" in text
+
+
+def test_explicit_format_wins_and_a_conflict_is_a_usage_error(toy_model: Path, audio_dir: Path,
+                                                             tmp_path: Path) -> None:
+    out = tmp_path / "result.data"
+    r = _cli(audio_dir / "low.wav", "--model", toy_model, "-f", "json", "-o", out, text=True)
+    assert r.returncode == 0 and json.loads(out.read_text())["results"][0]["genre"] == "low"
+    r = _cli(tmp_path / "missing.wav", "--model", toy_model, "-f", "csv", "-o", tmp_path / "result.json", text=True)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1
+    assert "--format csv" in r.stderr and "json" in r.stderr and "missing.wav" not in r.stderr  # before any work
+    assert not (tmp_path / "result.json").exists() and not list(tmp_path.glob(".*"))
+
+
+@pytest.mark.parametrize("option", ["--plot", "--html"])
+def test_one_picture_file_for_several_inputs_is_a_usage_error(toy_model: Path, audio_dir: Path, tmp_path: Path,
+                                                             option: str) -> None:
+    name = tmp_path / ("two.png" if option == "--plot" else "r.html")
+    r = _cli(audio_dir / "low.wav", tmp_path / "missing.wav", "--model", toy_model, option, name, text=True)
+    assert r.returncode == 2 and r.stdout == ""
+    assert r.stderr.count("\n") == 1 and "give a folder" in r.stderr and "missing.wav: " not in r.stderr
+    assert not name.exists()
+    folder = tmp_path / "pictures"
+    r = _cli(audio_dir / "low.wav", audio_dir / "high.flac", "--model", toy_model, option, folder, text=True)
+    assert r.returncode == 0, r.stderr
+    ext = ".png" if option == "--plot" else ".html"
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        [f"low{ext}", f"high{ext}"] + (["index.html"] if option == "--html" else []))
+
+
+def test_unknown_plot_type_is_a_usage_error_before_any_work(toy_model: Path, audio_dir: Path,
+                                                           tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    r = _cli(tmp_path / "missing.wav", "--model", toy_model, "--plot", tmp_path / "plot.docx", text=True)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "'.docx'" in r.stderr and ".png" in r.stderr
+    assert "missing.wav: " not in r.stderr
+    r = _cli(audio_dir / "low.wav", "--model", toy_model, "--plot", tmp_path / "plot.svg", text=True)
+    assert r.returncode == 0 and (tmp_path / "plot.svg").read_text().lstrip().startswith("<?xml")
+
+
+def test_audio_from_standard_input_and_pipes(toy_model: Path, audio_dir: Path, tmp_path: Path) -> None:
+    import os
+    import threading
+
+    data = (audio_dir / "high.mp3").read_bytes()
+    r = _cli("-", "--model", toy_model, "-f", "jsonl", input=data)  # a pipe
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["file"] == "-" and doc["genre"] == "high"
+    with open(audio_dir / "low.wav", "rb") as f:  # a redirected file
+        r = _cli("-", "--model", toy_model, "-f", "jsonl", stdin=f)
+    assert r.returncode == 0 and json.loads(r.stdout)["genre"] == "low"
+    r = _cli("/dev/stdin", "--model", toy_model, "-f", "jsonl", input=data)  # said "empty file (0 bytes)"
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["file"] == "/dev/stdin"
+    fifo = tmp_path / "song.fifo"  # what <(cat song.mp3) gives
+    os.mkfifo(fifo)
+
+    def feed() -> None:
+        with open(fifo, "wb") as w:
+            w.write((audio_dir / "low.wav").read_bytes())
+
+    writer = threading.Thread(target=feed)
+    writer.start()
+    r = _cli(fifo, audio_dir / "high.flac", "--model", toy_model, "-f", "jsonl", "--plot", tmp_path / "plots", timeout=120)
+    writer.join(10)
+    assert r.returncode == 0, r.stderr
+    assert [json.loads(x)["genre"] for x in r.stdout.splitlines()] == ["low", "high"]
+    assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == ["high.png", "song.png"]
+    r = _cli("-", "--model", toy_model, input=b"")
+    assert r.returncode == 1 and b"-: empty file (0 bytes)" in r.stderr
+
+
+def test_stdin_problems_are_said_up_front(toy_model: Path, audio_dir: Path, tmp_path: Path) -> None:
+    from terminal import run_on_pty
+
+    rc, raw = run_on_pty([sys.executable, "-m", "genre_infer", "-", "--model", str(toy_model)], cwd=REPO)
+    assert rc == 2 and "standard input, which is a terminal" in raw
+    r = _cli("-", "--model", toy_model, "--html", tmp_path / "r.html", "--html-audio", "link",
+             input=(audio_dir / "low.wav").read_bytes())
+    assert r.returncode == 2 and b"--html-audio embed" in r.stderr and not (tmp_path / "r.html").exists()
+
+
+def test_errors_name_what_is_wrong(toy_model: Path, audio_dir: Path, tmp_path: Path) -> None:
+    """Without ffmpeg: a text file is not audio (not "needs ffmpeg"), an image is an image,
+    an .m4a needs ffmpeg, a URL is not a path."""
+    import shutil
+
+    shutil.copy(REPO / "docs" / "timeline.png", tmp_path / "cover.png")
+    shutil.copy(REPO / "docs" / "timeline.png", tmp_path / "cover.mp3")
+    (tmp_path / "lyrics.txt").write_text("la la la\nla la la\n")
+    (tmp_path / "song.m4a").write_bytes(b"\x00\x00\x00\x20ftypM4A \x00\x00\x02\x00" + bytes(200))
+    (tmp_path / "bin").mkdir()
+    files = ["cover.png", "cover.mp3", "lyrics.txt", "song.m4a", "https://example.com/song.mp3"]
+    r = _cli(*[tmp_path / f if "//" not in f else f for f in files], audio_dir / "low.wav", "--model", toy_model,
+             "-f", "jsonl", text=True, env={"PATH": str(tmp_path / "bin")})  # no ffmpeg on PATH
+    errors = {Path(x["file"]).name if "//" not in x["file"] else x["file"]: x.get("error")
+              for x in map(json.loads, r.stdout.splitlines())}
+    assert errors == {
+        "cover.png": "not an audio file (a PNG image)", "cover.mp3": "not an audio file (a PNG image)",
+        "lyrics.txt": "not an audio file (text)", "low.wav": None,
+        "song.m4a": errors["song.m4a"], "https://example.com/song.mp3": "URLs are not supported; download the file first",
+    }, errors
+    assert errors["song.m4a"].startswith("decoding MP4/M4A audio needs ffmpeg, which is not installed")
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+
+
+def test_errors_name_what_is_wrong_with_ffmpeg(toy_model: Path, audio_dir: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from genre_infer.audio import ffmpeg_available
+
+    if not ffmpeg_available():
+        pytest.skip("ffmpeg is not installed")
+    shutil.copy(REPO / "docs" / "timeline.png", tmp_path / "cover.png")
+    (tmp_path / "lyrics.txt").write_text("la la la\n")
+    video = tmp_path / "silent-film.mp4"
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc=d=1:s=64x64", str(video)], check=True)
+    r = _cli(tmp_path / "cover.png", tmp_path / "lyrics.txt", video, "--model", toy_model, "-f", "jsonl", text=True)
+    errors = [json.loads(x)["error"] for x in r.stdout.splitlines()]
+    assert errors == ["not an audio file (a PNG image)", "not an audio file (text)", "no audio stream in this file"]
+    assert "trailing '?'" not in r.stderr

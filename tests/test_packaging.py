@@ -35,3 +35,12 @@ def test_console_script() -> None:
         pytest.skip("the genre-infer script is not on PATH")
     r = subprocess.run([exe, "--version"], capture_output=True, text=True)
     assert r.returncode == 0 and r.stdout.startswith("genre-infer ")
+
+
+def test_wheel_carries_the_licence_with_the_weights_notices() -> None:
+    files = [f for f in (_dist().files or []) if f.name.startswith("LICENSE")]
+    assert files, "no LICENSE in the installed distribution"
+    text = files[0].read_text()
+    assert text.startswith("MIT License")
+    for notice in ("ISC License", "Jordi Pons", "Copyright (c) 2022 Florian Schmid", "CC BY 4.0"):
+        assert notice in text, notice

@@ -107,3 +107,38 @@ def test_html_api_for_an_array(toy_model: Path) -> None:
     result = load_model(toy_model).classify(y, sr=16000)
     page = html_report(result, audio=y, sr=16000)
     assert page_data(page)["genre"] == "low" and page.startswith("<!DOCTYPE html>")
+
+
+def test_result_plot_returns_a_figure_or_saves_it(toy_model: Path, audio_dir: Path, tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    from signals import tone
+
+    result = load_model(toy_model).classify(audio_dir / "change.wav")
+    fig = result.plot()
+    assert len(fig.axes) == 3 and "change.wav" in fig.axes[0].get_title(loc="left")
+    fig = result.plot(tmp_path / "change.svg")
+    assert (tmp_path / "change.svg").read_text().lstrip().startswith("<?xml") and len(fig.axes) == 3
+    y = tone(16000, 5.0)
+    from_array = load_model(toy_model).classify(y, sr=16000)
+    with pytest.raises(ValueError, match="audio"):
+        from_array.plot()
+    from_array.plot(tmp_path / "array.png", audio=y, sr=16000)
+    assert (tmp_path / "array.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_result_save_html(toy_model: Path, audio_dir: Path, tmp_path: Path) -> None:
+    from signals import tone
+
+    result = load_model(toy_model).classify(audio_dir / "change.wav")
+    page = result.save_html(tmp_path / "embed.html").read_text()
+    assert page_data(page)["timeline"] == result.to_dict()["timeline"] and 'src="data:audio/wav;base64,' in page
+    (tmp_path / "sub").mkdir()
+    page = result.save_html(tmp_path / "sub" / "link.html", audio="link").read_text()
+    m = re.search(r'<audio id="player" controls preload="auto" src="([^"]+)"', page)
+    assert m and (tmp_path / "sub" / m.group(1)).resolve() == (audio_dir / "change.wav").resolve()
+    y = tone(16000, 5.0)
+    from_array = load_model(toy_model).classify(y, sr=16000)
+    with pytest.raises(ValueError, match="audio='none'"):
+        from_array.save_html(tmp_path / "array.html")
+    page = from_array.save_html(tmp_path / "array.html", audio="none", audio_source=y, sr=16000).read_text()
+    assert page_data(page)["genre"] == "low" and 'src=""' in page

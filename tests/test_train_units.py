@@ -247,3 +247,21 @@ def test_smoothing_choice_and_copy(tmp_path: Path) -> None:
     assert got == info and got.timeline == TimelineSpec(0.05, 3.0) and got.version == "2.0"
     assert got.to_metadata()["format_version"] == 5 and got.extra["training"]["timeline"]["note"] == "test"
     assert isinstance(ModelInfo.from_metadata(got.to_metadata()), ModelInfo)
+
+
+def test_export_refuses_to_overwrite_a_shipped_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """A copied example must not replace exported/default.onnx, which `pip install .` ships."""
+    from train.__main__ import main as train_main
+
+    shipped = Path(__file__).resolve().parents[1] / "exported" / "default.onnx"
+    before = shipped.read_bytes()
+    calls: list[tuple] = []
+    monkeypatch.setattr(export, "export", lambda *a, **k: calls.append(a))
+    assert train_main(["export", str(tmp_path / "run"), "--out", str(shipped)]) == 2
+    err = capsys.readouterr().err
+    assert "shipped model 'default'" in err and "--force" in err and err.count("\n") == 1
+    assert calls == [] and shipped.read_bytes() == before
+    assert export.shipped_model(tmp_path / "mine.onnx") is None and export.shipped_model(shipped) == "default"
+    assert train_main(["export", str(tmp_path / "run"), "--out", str(shipped), "--force"]) == 0
+    assert calls and calls[0][1] == str(shipped)  # --force goes on to export (stubbed here)

@@ -90,8 +90,14 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
 
 
 def cmd_export(a: argparse.Namespace) -> int:
-    from .export import export
+    from .export import export, shipped_model
 
+    shipped = shipped_model(a.out)
+    if shipped is not None and not a.force:
+        print(f"python -m train export: error: {a.out} is the shipped model {shipped!r}, which the next "
+              "`pip install .` would ship as yours; write elsewhere (e.g. --out runs/my-model.onnx), "
+              "or pass --force to replace it", file=sys.stderr)
+        return 2
     export(a.run, a.out, a.model_name, a.model_version, a.cache, calibrate=not a.no_calibrate,
            test_metrics=a.test_metrics)
     print(a.out)
@@ -149,6 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--no-calibrate", action="store_true", help="keep temperature 1")
     q.add_argument("--test-metrics", default=None, help="metrics.json of a test evaluation to embed")
     q.add_argument("--cache", default=str(CACHE_DIR))
+    q.add_argument("--force", action="store_true", help="replace a shipped model (exported/*.onnx)")
     q.set_defaults(func=cmd_export)
 
     q = sub.add_parser("set-metrics", help="store newly measured figures in an exported model's metadata",

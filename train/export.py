@@ -30,7 +30,7 @@ from genre_infer.features import FeatureSpec
 from genre_infer.model import ModelInfo
 
 from . import metrics
-from .constants import CACHE_DIR, OPSET, PARITY_TOL
+from .constants import CACHE_DIR, OPSET, PARITY_TOL, REPO_ROOT
 from .fit import evaluate_split, load_run, prepare
 
 __all__ = ["fit_temperature", "ece", "onnx_export", "parity", "write_metadata", "write_checked", "export",
@@ -238,6 +238,20 @@ def write_checked(
         if tmp.exists():
             tmp.unlink()
     return diff
+
+
+def shipped_model(path: str | os.PathLike[str]) -> str | None:
+    """The name of the shipped model that ``path`` would overwrite, else ``None``.
+
+    Shipped models are ``exported/*.onnx`` of this checkout (which ``pip install .`` puts
+    in the wheel) and the models of the installed package.
+    """
+    from genre_infer.model import available_models
+
+    target = Path(path).resolve()
+    if target.suffix == ".onnx" and target.parent == (REPO_ROOT / "exported").resolve() and target.exists():
+        return target.stem
+    return next((name for name, p in available_models().items() if p.resolve() == target), None)
 
 
 def export(
