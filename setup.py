@@ -12,7 +12,7 @@ from setuptools import setup
 from setuptools.command.build_py import build_py
 
 HERE = Path(__file__).resolve().parent
-SHIPPED = ["default.onnx"]
+SHIPPED = ["default.onnx", "fast.onnx", "gtzan-musicnn.onnx", "experts/musicnn-msd-genres.onnx"]
 
 
 class BuildPyWithModel(build_py):
@@ -24,6 +24,7 @@ class BuildPyWithModel(build_py):
             src = HERE / "exported" / name
             if not src.is_file():
                 raise SystemExit(f"missing {src}: the wheel must carry the shipped models")
+            (target / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, target / name)
 
 

@@ -76,7 +76,7 @@ STREAM_INPUTS = ("features", "keep", "past", "starts")
 _PACKAGE_MODELS = Path(__file__).resolve().parent / "models"
 _SOURCE_MODELS = Path(__file__).resolve().parent.parent / "exported"
 #: Names of models shipped once and removed since, with what to use instead.
-RETIRED_MODELS = {"fast": "retired in 1.3.0: the default model is now faster than `fast` was; use `default`"}
+RETIRED_MODELS: dict[str, str] = {}
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,9 @@ def _dist() -> md.Distribution:
 
 def test_wheel_carries_the_shipped_model() -> None:
     files = {str(f) for f in (_dist().files or [])}
-    assert "genre_infer/models/default.onnx" in files
-    assert not any(f.endswith(".onnx") and not f.endswith("/default.onnx") for f in files), "a retired model"
+    shipped = {"default.onnx", "fast.onnx", "gtzan-musicnn.onnx", "experts/musicnn-msd-genres.onnx"}
+    onnx = {f.split("genre_infer/models/", 1)[1] for f in files if f.endswith(".onnx")}
+    assert onnx == shipped, "the wheel must carry exactly the shipped models (and the default's expert)"
     assert "genre_infer/py.typed" in files
 
 

@@ -27,7 +27,7 @@ def _feeds(model: GenreModel) -> list[dict[str, np.ndarray]]:
 
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory: pytest.TempPathFactory) -> tuple[GenreModel, GenreModel, dict]:
-    src = available_models()["default"]
+    src = available_models()["gtzan-musicnn"]
     fp32 = GenreModel(src, device="cpu")
     out = tmp_path_factory.mktemp("q") / "q.onnx"
     res = quantize(src, out, _feeds(fp32), name="toy-int8")
@@ -38,7 +38,7 @@ def test_only_the_timbral_convolutions_are_quantized(pair) -> None:  # type: ign
     import onnx
 
     _, q8, res = pair
-    assert res["nodes"] == timbral_convs(onnx.load(str(available_models()["default"])))
+    assert res["nodes"] == timbral_convs(onnx.load(str(available_models()["gtzan-musicnn"])))
     assert len(res["nodes"]) == 2 and res["max_before_dequantize"] == 2
     ops = [n.op_type for n in onnx.load(str(q8.path)).graph.node]
     assert ops.count("QuantizeLinear") >= 2  # activations into the two convolutions

@@ -72,8 +72,7 @@ def _source_copy(dest: Path) -> Path:
         shutil.copy(REPO / name, dest / name)
     shutil.copytree(REPO / "genre_infer", dest / "genre_infer",
                     ignore=shutil.ignore_patterns("__pycache__", "*.onnx"))
-    (dest / "exported").mkdir()
-    shutil.copy(REPO / "exported" / "default.onnx", dest / "exported" / "default.onnx")
+    shutil.copytree(REPO / "exported", dest / "exported", ignore=shutil.ignore_patterns("*.md", "*.json"))
     return dest
 
 

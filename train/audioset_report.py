@@ -101,7 +101,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--read-test", action="store_true", help="also score GTZAN test and 3-fold CV (reads test)")
     p.add_argument("--store", action="store_true", help="write the figures into the models' metadata")
     p.add_argument("--kinds", nargs="+", default=["fast", "default"])
+    p.add_argument("--store-only", action="store_true", help="store the figures of an existing report.json, measure nothing")
     a = p.parse_args(argv)
+    if a.store_only:
+        store_metrics(a.build, json.loads((a.build / "report.json").read_text()))
+        return 0
     build = json.loads((a.build / "build.json").read_text())
     gtzan, emotify = a.gtzan.resolve(), a.emotify.resolve()
     classes = audioset_labels()
@@ -147,20 +151,43 @@ def main(argv: list[str] | None = None) -> int:
         if a.read_test:
             md.append(f"GTZAN 3-fold CV: {json.dumps({k: v for k, v in r['gtzan_cv'].items() if k != 'rows'})}\n")
             md.append("GTZAN test verdicts:\n\n" + _md_confusion(r["gtzan_test_confusion"], GENRES) + "\n")
-        if a.store:
-            from genre_infer.model import GenreModel
-            from dataclasses import replace
-
-            for f in (a.build / f"{kind}.onnx",):
-                info = GenreModel(f, device="cpu").info
-                metrics = {k: v for k, v in r.items() if k not in ("gtzan_cv",)}
-                if "gtzan_cv" in r:
-                    metrics["gtzan_cv"] = {k: v for k, v in r["gtzan_cv"].items() if k != "rows"}
-                write_metadata(f, replace(info, extra={**info.extra, "metrics": metrics}))
     save_json(a.build / "report.json", report)
     (a.build / "report.md").write_text("\n".join(md))
     print("\n".join(md))
+    if a.store:
+        store_metrics(a.build, report)
     return 0
+
+
+def metrics_of(r: dict) -> dict:
+    """The metadata ``metrics`` of one model's report: the keys the musicnn models use
+    (``valid``, ``test``, ``cv``, ``calibration``) plus ``emotify_dev``."""
+    m: dict = {
+        "valid": {"tracks": sum(d["clips"] for d in r["gtzan_valid"].values()), "track_accuracy": r["gtzan_valid_tracks"],
+                  "second_accuracy": r["gtzan_valid_seconds"], "per_genre": r["gtzan_valid"]},
+        "valid_model": "fitted on train+extra (before the refit on train+valid+extra)",
+        "emotify_dev": {k: r[k] for k in ("emotify_cr_verdict", "emotify_cr_seconds", "emotify_electronic_non_gtzan",
+                                          "emotify_electronic_non_gtzan_seconds", "emotify_uncertain_seconds")}
+        | {"per_genre": r["emotify"], "confusion": r["emotify_confusion"]},
+        "calibration": {"valid_second_ece": r["gtzan_valid_second_ece"], "emotify_second_ece": r["emotify_second_ece"]},
+    }
+    if "gtzan_test_tracks" in r:
+        m["test"] = {"tracks": sum(d["clips"] for d in r["gtzan_test"].values()), "track_accuracy": r["gtzan_test_tracks"],
+                     "second_accuracy": r["gtzan_test_seconds"], "confusion": r["gtzan_test_confusion"]}
+        m["cv"] = {k: v for k, v in r["gtzan_cv"].items() if k != "rows"}
+    return m
+
+
+def store_metrics(build: Path, report: dict) -> None:
+    """Write each model's figures into its metadata (``metrics``)."""
+    from dataclasses import replace
+
+    from genre_infer.model import GenreModel
+
+    for kind, r in report.items():
+        f = build / f"{kind}.onnx"
+        info = GenreModel(f, device="cpu").info
+        write_metadata(f, replace(info, extra={**info.extra, "metrics": metrics_of(r)}))
 
 
 if __name__ == "__main__":
