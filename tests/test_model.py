@@ -63,9 +63,18 @@ def test_missing_model_path() -> None:
         resolve_model_path("/nonexistent/model.onnx")
 
 
-def test_a_retired_model_name_says_what_to_use() -> None:
+def test_a_retired_model_name_says_what_to_use(monkeypatch: pytest.MonkeyPatch) -> None:
+    from genre_infer import model as model_mod
+
+    monkeypatch.setitem(model_mod.RETIRED_MODELS, "old", "retired in 9.9: use `default`")
     with pytest.raises(ModelError, match="retired.*use `default`"):
-        resolve_model_path("fast")
+        resolve_model_path("old")
+
+
+def test_every_shipped_model_is_selectable_by_name() -> None:
+    assert {"default", "fast", "gtzan-musicnn"} <= set(available_models())
+    assert "musicnn-msd-genres" not in available_models()  # the default's expert is not a model of its own
+    assert len(load_model("gtzan-musicnn", device="cpu").labels) == 10
 
 
 def test_default_model_is_shipped() -> None:
