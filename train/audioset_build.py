@@ -37,7 +37,7 @@ from .audioset_select import (
     GENRES, GTZAN_GENRES, MSD_GENRE_TAGS, Item, fit_two_params, load_items, steps_of,
 )
 from .export import fit_temperature, write_metadata
-from .heads import fit_scale_bias, window_weights, zero_shot
+from .audioset_heads import fit_scale_bias, window_weights, zero_shot
 from .level import stored_level_db
 from .mn04 import load_mn04
 from .musicnn import MSD_TAGS

@@ -27,7 +27,7 @@ from genre_infer import timeline as tl
 
 from . import data
 from .audioset import audioset_labels, save_json, window_tags
-from .heads import fit_scale_bias, fit_stacked, window_weights, zero_shot
+from .audioset_heads import fit_scale_bias, fit_stacked, window_weights, zero_shot
 
 __all__ = ["Item", "load_items", "score", "main", "GENRES", "ELECTRONIC"]
 
