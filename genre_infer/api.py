@@ -239,10 +239,11 @@ class _Network:
     def finish_at(self, starts_s: np.ndarray) -> np.ndarray:
         """Window logits of the windows whose starts are nearest ``starts_s``."""
         logits, own = self.finish()
-        i = np.clip(np.searchsorted(own, starts_s), 1, max(len(own) - 1, 1))
-        nearest = np.where(np.abs(own[i - 1] - starts_s) <= np.abs(own[np.minimum(i, len(own) - 1)] - starts_s),
-                           i - 1, np.minimum(i, len(own) - 1))
-        return logits[nearest]
+        if len(own) == 1:
+            return np.repeat(logits, len(starts_s), axis=0)
+        right = np.clip(np.searchsorted(own, starts_s), 1, len(own) - 1)
+        nearer_left = starts_s - own[right - 1] <= own[right] - starts_s
+        return logits[np.where(nearer_left, right - 1, right)]
 
 
 def load_model(

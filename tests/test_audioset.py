@@ -12,7 +12,6 @@ import pytest
 
 from conftest import build_toy_model
 from genre_infer import load_model
-from genre_infer.constants import METADATA_KEY
 from genre_infer.errors import ModelError
 from genre_infer.features import FeatureSpec, FeatureStream, compute
 from genre_infer.model import ExpertSpec, ModelInfo
@@ -160,7 +159,7 @@ def test_expert_logits_are_added_per_genre(tmp_path: Path) -> None:
     plain = load_model(build_toy_model(tmp_path / "plain.onnx"), device="cpu")
     combined = load_model(_with_expert(tmp_path, [2.0, -1.0]), device="cpu")
     y = np.random.default_rng(0).standard_normal(22050 * 5).astype(np.float32) * 0.1
-    a = plain.analyse([plain.model.features and y])
+    a = plain.analyse([y])
     b = combined.analyse([y])
     assert np.allclose(b.starts_s, a.starts_s)
     assert np.allclose(b.logits, a.logits * np.array([3.0, 0.0], np.float32), atol=1e-5)
@@ -183,4 +182,19 @@ def test_experts_that_do_not_fit_are_refused(tmp_path: Path, case: str) -> None:
     path = build_toy_model(tmp_path / "main.onnx", metadata=json.dumps(meta))
     with pytest.raises(ModelError, match="expert"):
         load_model(path, device="cpu")
-    assert METADATA_KEY  # the key the metadata lives under is the one the runtime reads
+
+
+def test_an_expert_with_other_windows_is_matched_by_nearest_start(tmp_path: Path) -> None:
+    (tmp_path / "experts").mkdir()
+    expert = build_toy_model(tmp_path / "experts" / "e.onnx", frames=40)  # shorter windows: another end window
+    spec = FeatureSpec(segment_frames=63, n_mels=96)
+    e = ExpertSpec("experts/e.onnx", (1.0, 0.5), hashlib.sha256(expert.read_bytes()).hexdigest())
+    main = build_toy_model(tmp_path / "main.onnx",
+                           metadata=ModelInfo("toy+e", "1.0", ("low", "high"), spec, experts=(e,)).to_metadata())
+    y = np.random.default_rng(1).standard_normal(22050 * 4 + 777).astype(np.float32) * 0.1
+    a = load_model(build_toy_model(tmp_path / "plain.onnx"), device="cpu").analyse([y])
+    b = load_model(expert, device="cpu").analyse([y])
+    got = load_model(main, device="cpu").analyse([y])
+    assert len(b.starts_s) != len(a.starts_s) or not np.allclose(b.starts_s, a.starts_s)
+    nearest = np.abs(b.starts_s[None, :] - a.starts_s[:, None]).argmin(1)
+    np.testing.assert_allclose(got.logits, a.logits + np.array([1.0, 0.5]) * b.logits[nearest], atol=1e-5)
