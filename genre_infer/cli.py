@@ -1,7 +1,8 @@
 """The ``genre-infer`` command: arguments → :mod:`genre_infer.api` → :mod:`genre_infer.output`.
 
 Exit codes: 0 every input classified; 1 some inputs failed (the others are
-still classified and written); 2 usage or model error; 130 interrupted.
+still classified and written) or the output could not be written; 2 usage or
+model error; 130 interrupted (Ctrl-C; 143 SIGTERM, 129 SIGHUP).
 """
 
 from __future__ import annotations
@@ -27,6 +28,38 @@ MAX_CUDA_AUTO_JOBS = 4
 
 def _error(message: str) -> None:
     click.echo(f"genre-infer: error: {message}", err=True)
+
+
+class _Stopped(KeyboardInterrupt):
+    """SIGTERM or SIGHUP: stops the batch as Ctrl-C does (exit code 128 + the signal's number)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _stop_on_signals() -> None:
+    """SIGTERM and SIGHUP end the run as Ctrl-C does: workers stopped, output finished by its rule."""
+    import signal
+
+    def stop(signum: int, _frame: Any) -> None:
+        raise _Stopped(signum)
+
+    for name in ("SIGTERM", "SIGHUP"):
+        sig = getattr(signal, name, None)
+        if sig is not None and signal.getsignal(sig) in (signal.SIG_DFL, None):
+            signal.signal(sig, stop)
+
+
+def _silence_stdout() -> None:
+    """Standard output failed (disk full): nothing more goes there, not even Python's flush at exit."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):
+        pass
+    sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - lives until exit
 
 
 def _quiet_native_stderr() -> None:
@@ -72,14 +105,53 @@ def expand_paths(paths: tuple[str, ...]) -> Iterator[str]:
 _worker: Any = None
 
 
-def _init_worker(model: str | None, device: str, threads: int | None) -> None:
+#: Seconds between a worker's checks that the process that started it is still alive.
+PARENT_POLL_S = 0.5
+
+
+def _die_with_parent(parent: int) -> None:
+    """End this worker when ``parent`` dies, however it dies (SIGKILL included).
+
+    On Linux the kernel sends SIGKILL at once (``PR_SET_PDEATHSIG``); everywhere, a
+    daemon thread checks every :data:`PARENT_POLL_S` seconds that the parent is still
+    this process's parent (an orphan is adopted by init or a subreaper) and exits if not.
+    """
+    import signal
+    import threading
+    import time
+
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG = 1
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent:  # it died before the line above took effect
+        os._exit(1)
+
+    def watch() -> None:
+        while True:
+            time.sleep(PARENT_POLL_S)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="genre-infer-parent-watch", daemon=True).start()
+
+
+def _init_worker(model: str | None, device: str, threads: int | None, parent: int | None = None) -> None:
     global _worker
     import signal
 
     from .api import Classifier
 
-    # Ctrl-C reaches the whole process group: the parent alone stops the batch and reports
+    if parent is not None:
+        _die_with_parent(parent)
+    # Ctrl-C reaches the whole process group: the parent alone stops the batch and reports;
+    # SIGTERM to a worker (from the parent's cleanup, or anyone) ends it at once
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
     _worker = Classifier(model, device=device, threads=threads)  # type: ignore[arg-type]
 
@@ -105,7 +177,7 @@ def _results(files: list[str], clf: Any, jobs: int, model: str | None, device: s
         for f in files:
             yield _classify_one(f, clf)
         return
-    yield from _pool_results(files, jobs, (model, device, threads or 1))
+    yield from _pool_results(files, jobs, (model, device, threads or 1, os.getpid()))
 
 
 #: What a file gets when the worker process classifying it died twice (killed, e.g. out of memory).
@@ -172,17 +244,19 @@ def _usable_cores() -> int:
 FILES_PER_AUTO_JOB = 8
 
 
-def job_count(jobs: str, n_files: int, providers: list[str], threads: int | None = None) -> int:
+def job_count(jobs: str, n_files: int, providers: list[str], threads: int | None = None,
+              force: bool = False) -> int:
     """Worker processes for ``--jobs`` (a number, or ``auto``) and ``n_files`` files.
 
     ``auto``: one process per usable core divided by ``threads`` (at most
     :data:`MAX_AUTO_JOBS`, and one per :data:`FILES_PER_AUTO_JOB` files, since each
     worker pays for its own start), each running the network on one thread by default: on a
     2-core machine 200 songs take 11.8 s against 17.7 s for one process with two threads.
-    On a GPU, at most :data:`MAX_CUDA_AUTO_JOBS` processes share it.
+    On a GPU, at most :data:`MAX_CUDA_AUTO_JOBS` processes share it. A number is capped at
+    the usable cores (each worker holds its own model) unless ``force``.
     """
     if jobs != "auto":
-        return int(jobs)
+        return int(jobs) if force else min(int(jobs), max(1, _usable_cores()))
     most = MAX_CUDA_AUTO_JOBS if "CUDAExecutionProvider" in providers else MAX_AUTO_JOBS
     return max(1, min(_usable_cores() // (threads or 1), most, n_files // FILES_PER_AUTO_JOB))
 
@@ -209,33 +283,48 @@ class _Visuals:
         self._names.add(name)
         return folder / name
 
+    def check(self) -> None:
+        """Before any work: a single output file's folder must exist (folders are made as needed).
+
+        Raises
+        ------
+        OutputError
+            It does not, or is not a folder.
+        """
+        from .errors import OutputError
+        from .output import display_path
+
+        for base in (self.plot, self.html):
+            if not base or self.many or os.path.isdir(base) or base.endswith(os.sep):
+                continue
+            folder = os.path.dirname(os.path.abspath(base))
+            if not os.path.isdir(folder):
+                what = "is not a folder" if os.path.exists(folder) else "does not exist"
+                raise OutputError(f"cannot write {display_path(base)}: folder {display_path(folder)} {what}")
+
     def add(self, src: str, result: Any) -> None:
         if not (self.plot or self.html):
             return
         from . import report
+        from .outfile import write_bytes, write_file
+        from .output import display_path
 
         mel = report.display_melgram(src)
         if self.plot:
             ext = Path(self.plot).suffix if Path(self.plot).suffix and not self.many else ".png"
-            fig = report.plot_timeline(result, melgram=mel)
-            fig.savefig(self._target(self.plot, src, ext), dpi=110)
+            write_bytes(self._target(self.plot, src, ext), report.plot_bytes(result, ext, melgram=mel))
         if self.html:
             target = self._target(self.html, src, ".html")
             page = report.html_report(result, melgram=mel, **report.audio_for_html(src, self.audio_mode, target))
-            _write_atomic(target, page)
-            self.index.append((target.name, Path(src).name, result))
+            write_file(target, page)
+            self.index.append((target.name, display_path(Path(src).name), result))
 
     def close(self) -> None:
         if self.html and self.index and (self.many or os.path.isdir(self.html)):
             from . import report
+            from .outfile import write_file
 
-            _write_atomic(Path(self.html) / "index.html", report.html_index(self.index))
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.part")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+            write_file(Path(self.html) / "index.html", report.html_index(self.index))
 
 
 def _version_text() -> str:
@@ -279,6 +368,7 @@ def _check_jobs(ctx: click.Context, param: click.Parameter, value: str) -> str:
 @click.option("--threads", type=click.IntRange(1, None), help="CPU threads for the network (per job).")
 @click.option("-j", "--jobs", metavar="N|auto", default="auto", show_default=True, callback=_check_jobs,
               help="Files classified in parallel (worker processes); auto: one per core for a batch.")
+@click.option("--force-jobs", is_flag=True, help="Run --jobs N workers even when N exceeds the usable cores.")
 @click.option("--plot", "plot_path", metavar="FILE|DIR",
               help="Save a timeline plot (.png/.svg/.pdf; a folder of PNGs for several files). Needs matplotlib.")
 @click.option("--html", "html_path", metavar="FILE|DIR",
@@ -292,7 +382,7 @@ def _check_jobs(ctx: click.Context, param: click.Parameter, value: str) -> str:
 @click.pass_context
 def main(
     ctx: click.Context, paths: tuple[str, ...], fmt: str, output: str | None, top_k: int,
-    timeline: bool, model: str | None, device: str, threads: int | None, jobs: str,
+    timeline: bool, model: str | None, device: str, threads: int | None, jobs: str, force_jobs: bool,
     plot_path: str | None, html_path: str | None, html_audio: str, list_genres: bool,
     model_info: bool, quiet: bool, version: bool,
 ) -> None:
@@ -321,7 +411,7 @@ def main(
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(var, "1")
     from .api import Classifier
-    from .errors import GenreInferError
+    from .errors import GenreInferError, OutputError
     from .output import Writer, display_path
 
     if not os.environ.get("GENRE_INFER_DEBUG"):
@@ -349,15 +439,21 @@ def main(
             ctx.exit(EXIT_USAGE)
     visuals = _Visuals(plot_path, html_path, html_audio, many=len(files) > 1)
     try:
+        visuals.check()
         writer = Writer(fmt, output, model={"name": clf.name, "version": clf.version},  # type: ignore[arg-type]
                         labels=clf.labels, top_k=top_k, timeline=timeline)
-    except OSError as exc:
-        _error(f"cannot write {output}: {exc.strerror or exc}")
+    except GenreInferError as exc:
+        _error(str(exc))
         ctx.exit(EXIT_USAGE)
 
+    n_jobs = job_count(jobs, len(files), clf.model.providers, threads, force=force_jobs)
+    if jobs != "auto" and n_jobs < int(jobs) and not quiet:
+        click.echo(f"genre-infer: --jobs {jobs} is more than the {n_jobs} usable cores: using {n_jobs} "
+                   "(--force-jobs to insist)", err=True)
     failed = 0
     show_bar = not quiet and len(files) > 1 and sys.stderr.isatty()
-    results = _results(files, clf, job_count(jobs, len(files), clf.model.providers, threads), model, device, threads)
+    results = _results(files, clf, n_jobs, model, device, threads)
+    _stop_on_signals()
     try:
         with click.progressbar(length=len(files), file=sys.stderr, label="classifying",
                                hidden=not show_bar) as bar:
@@ -368,34 +464,52 @@ def main(
                     writer.add(payload)
                     try:
                         visuals.add(f, payload)
-                    except (OSError, GenreInferError) as exc:
+                    except OutputError as exc:
                         failed += 1
-                        _error(f"{display_path(f)}: cannot write plot/report: {exc}")
+                        _error(f"{display_path(f)}: {exc}")
+                    except Exception as exc:  # noqa: BLE001 - one file's picture never stops the batch
+                        failed += 1
+                        _error(f"{display_path(f)}: cannot make plot/report: {exc or type(exc).__name__}")
                 else:
                     failed += 1
                     name = display_path(f)
                     _error(f"{name}: {payload}")
                     writer.add_error(name, payload)
                 bar.update(1)
-    except KeyboardInterrupt:
+        writer.close()
+        visuals.close()
+    except KeyboardInterrupt as exc:
         import signal
 
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the cleanup short
+        for name in ("SIGTERM", "SIGHUP"):
+            if hasattr(signal, name):
+                signal.signal(getattr(signal, name), signal.SIG_IGN)
         results.close()  # stops the worker processes now, wherever the interrupt landed
-        writer.close()
-        _error(f"interrupted after {writer.written} of {len(files)} files; finished results were kept")
-        ctx.exit(EXIT_INTERRUPTED)
+        kept = "finished results were kept"
+        try:
+            writer.close(interrupted=True)
+        except OutputError as err:
+            kept = str(err)
+        if not writer.keeps_partial:
+            kept = f"{display_path(output or '')} was left as it was (only a finished run writes {fmt}; -f jsonl keeps results as they finish)"
+        _error(f"interrupted after {writer.written} of {len(files)} files; {kept}")
+        ctx.exit(128 + exc.signum if isinstance(exc, _Stopped) else EXIT_INTERRUPTED)
+    except OutputError as exc:
+        results.close()
+        writer.abort()
+        if output is None:
+            _silence_stdout()
+        _error(f"{exc}; stopped after {writer.written} of {len(files)} files")
+        ctx.exit(EXIT_SOME_FAILED)
     except BrokenPipeError:
         results.close()
         sys.stderr.close()
         ctx.exit(EXIT_SOME_FAILED)
-    writer.close()
-    visuals.close()
     if not quiet and len(files) > 1:
         click.echo(f"genre-infer: classified {len(files) - failed} of {len(files)} files"
                    + (f"; {failed} failed" if failed else ""), err=True)
     ctx.exit(EXIT_SOME_FAILED if failed else EXIT_OK)
-
 
 if __name__ == "__main__":
     main()
