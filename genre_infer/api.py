@@ -14,7 +14,7 @@ from . import timeline as tl
 from .constants import (
     LEVEL_KEEP_S, MAX_PEAK, MIN_DURATION_S, MIN_SECTION_S, SILENCE_PEAK, SMOOTHING_RADIUS, TIMELINE_STEP_S,
 )
-from .errors import AudioError, DecodeError, SilentError, TooShortError
+from .errors import AudioError, DecodeError, ModelError, SilentError, TooShortError
 from .inference import make_runner
 from .loudness import LevelMeter, gain_to
 from .model import Device, GenreModel
@@ -148,6 +148,8 @@ class Classifier:
             runner = make_runner(self.model)
             runner.push(feat.compute(feat.fill_window(np.concatenate(head), spec), spec))
         logits, starts = runner.finish()
+        if not np.isfinite(logits).all():
+            raise ModelError(f"{self.model.path}: the network's output holds NaN or infinity (a broken model)")
         return Analysis(logits, self.model.calibrate(logits), starts * spec.hop_length / spec.sr, n_samples, peak)
 
     def window_probabilities(self, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -111,20 +111,11 @@ class FeatureSpec:
         return spec
 
     def validate(self) -> None:
-        """Raise ``ValueError`` when parameters are inconsistent."""
-        if self.kind not in ("melgram", "mfcc"):
-            raise ValueError(f"unknown feature kind {self.kind!r}")
-        if self.compression not in ("log10_1p", "db"):
-            raise ValueError(f"unknown compression {self.compression!r}")
-        for name in ("sr", "n_fft", "hop_length", "n_mels", "segment_frames"):
-            if int(getattr(self, name)) <= 0:
-                raise ValueError(f"{name} must be positive")
-        if self.kind == "mfcc" and not 0 < self.n_mfcc <= self.n_mels:
-            raise ValueError("n_mfcc must be in 1..n_mels")
-        if self.window_hop_s <= 0 or self.std <= 0:
-            raise ValueError("window_hop_s and std must be positive")
-        if self.level_db is not None and not -60.0 <= float(self.level_db) <= 0.0:
-            raise ValueError("level_db must be in -60..0 dBFS")
+        """Raise ``ValueError`` when a parameter has the wrong type, lies out of range, or
+        disagrees with another (the schema in :mod:`genre_infer.schema`)."""
+        from .schema import check_features
+
+        check_features(asdict(self))
 
 
 @lru_cache(maxsize=8)

@@ -50,6 +50,7 @@ import numpy as np
 from .constants import BATCH_SIZE, DEFAULT_MODEL_NAME, METADATA_FORMAT_VERSION, METADATA_KEY
 from .errors import GenreInferError, ModelError
 from .features import FeatureSpec
+from .schema import MAX_METADATA_BYTES, check_metadata
 
 __all__ = [
     "ModelInfo", "NetworkSpec", "TimelineSpec", "GenreModel", "resolve_model_path", "available_models",
@@ -191,6 +192,7 @@ class ModelInfo:
                 f"({METADATA_FORMAT_VERSION}); upgrade genre-infer"
             )
         try:
+            check_metadata(meta, METADATA_FORMAT_VERSION)
             labels = tuple(str(x) for x in meta["labels"])
             spec = FeatureSpec.from_dict(dict(meta["features"]))
             info = cls(
@@ -388,10 +390,12 @@ class GenreModel:
         raw = self.session.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
         if raw is None:
             raise ModelError(f"{self.path}: an ONNX model, but not a genre-infer model (no metadata)")
+        if len(raw) > MAX_METADATA_BYTES:
+            raise ModelError(f"{self.path}: genre-infer metadata is larger than {MAX_METADATA_BYTES} bytes")
         try:
             meta = json.loads(raw)
-        except json.JSONDecodeError:
-            raise ModelError(f"{self.path}: genre-infer metadata is not valid JSON") from None
+        except (json.JSONDecodeError, RecursionError):
+            raise ModelError(f"{self.path}: genre-infer metadata is not valid JSON (or nested too deeply)") from None
         if not isinstance(meta, dict):
             raise ModelError(f"{self.path}: genre-infer metadata is not a JSON object")
         try:
