@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 from typing import Iterable, NamedTuple, Union
@@ -95,7 +96,9 @@ class Classifier:
                 kept.append(block)
                 if n > LEVEL_KEEP_S * target:
                     kept = None  # too long to keep: decoded again below
-        return (kept if kept is not None else audio_mod.stream(audio, target)), meter.level_db()
+        level = meter.level_db()
+        # NaN: measured, and nothing to measure (digital silence): analyse applies no gain
+        return (kept if kept is not None else audio_mod.stream(audio, target)), (math.nan if level is None else level)
 
     def analyse(self, blocks: Iterable[np.ndarray], level_db: float | None = None) -> Analysis:
         """Run the network over a signal given as consecutive blocks at the model's rate.
@@ -106,7 +109,7 @@ class Classifier:
         A signal shorter than one window is repeated to fill it. A model that
         normalises loudness (``features.level_db``) needs the signal's gated level
         (:func:`genre_infer.loudness.gated_level_db`): pass ``level_db``, or pass the
-        blocks as a list and it is measured here.
+        blocks as a list and it is measured here (NaN: measured, no level, no gain).
 
         Returns
         -------
