@@ -151,8 +151,6 @@ class Classifier:
             runner = make_runner(self.model)
             runner.push(feat.compute(feat.fill_window(np.concatenate(head), spec), spec))
         logits, starts = runner.finish()
-        if not np.isfinite(logits).all():
-            raise ModelError(f"{self.model.path}: the network's output holds NaN or infinity (a broken model)")
         return Analysis(logits, self.model.calibrate(logits), starts * spec.hop_length / spec.sr, n_samples, peak)
 
     def window_probabilities(self, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -185,6 +183,8 @@ class Classifier:
             raise SilentError("silent (no signal above -80 dBFS)")
         if a.peak > MAX_PEAK:
             raise AudioError(f"sample values far outside [-1, 1] (peak {a.peak:.3g}): not audio scaled as files are")
+        if not np.isfinite(a.logits).all():  # sane audio in, garbage out: the model is broken
+            raise ModelError(f"{self.model.path}: the network's output holds NaN or infinity (a broken model)")
         info = self.model.info
         steps, song = tl.timeline_from_logits(
             a.logits, a.starts_s, spec.segment_s, duration, TIMELINE_STEP_S, info.temperature,
