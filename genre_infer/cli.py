@@ -79,6 +79,18 @@ def _quiet_native_stderr() -> None:
         pass
 
 
+def _stderr_path(path: str | None) -> str | None:
+    """``-o /dev/stderr`` is the stderr the user gave us, not the /dev/null that
+    :func:`_quiet_native_stderr` put on descriptor 2 for C libraries."""
+    if path in ("/dev/stderr", "/dev/fd/2", "/proc/self/fd/2") and os.path.exists("/dev/fd"):
+        try:
+            if sys.stderr.fileno() != 2:
+                return f"/dev/fd/{sys.stderr.fileno()}"
+        except (OSError, ValueError, AttributeError):
+            pass
+    return path
+
+
 def expand_paths(paths: tuple[str, ...]) -> Iterator[str]:
     """Files to classify: files as given, folders searched recursively for audio, no repeats."""
     seen: set[str] = set()
@@ -438,6 +450,7 @@ def main(
             _error("--plot needs matplotlib: pip install 'genre-infer[plot]'")
             ctx.exit(EXIT_USAGE)
     visuals = _Visuals(plot_path, html_path, html_audio, many=len(files) > 1)
+    output = _stderr_path(output)
     try:
         visuals.check()
         writer = Writer(fmt, output, model={"name": clf.name, "version": clf.version},  # type: ignore[arg-type]

@@ -134,12 +134,14 @@ class Writer:
             self._stream = sys.stdout
         else:
             self._sink = open_sink(path, append=fmt == "jsonl")
-        if fmt == "csv":
-            buf = io.StringIO()
-            csv.writer(buf, lineterminator="\n").writerow(csv_header(labels))
-            self._emit(buf.getvalue())
+        self._header = fmt == "csv"  # written with the first output, so opening never writes
 
     def _emit(self, text: str) -> None:
+        if self._header:
+            self._header = False
+            buf = io.StringIO()
+            csv.writer(buf, lineterminator="\n").writerow(csv_header(self.labels))
+            self._emit(buf.getvalue())
         if self._sink is not None:
             self._sink.write(text)
             return
@@ -190,6 +192,8 @@ class Writer:
         if interrupted and self._sink is not None and self.fmt != "jsonl":
             self.abort()
             return
+        if self._header:
+            self._emit("")
         if self.fmt == "json":
             doc = {"schema_version": OUTPUT_SCHEMA_VERSION, "model": self.model, "interrupted": interrupted,
                    "results": self.results, "errors": self.errors}
