@@ -51,6 +51,23 @@ def _stop_on_signals() -> None:
             signal.signal(sig, stop)
 
 
+def _interruptible(command: Any) -> Any:
+    """Ctrl-C (or SIGTERM/SIGHUP) before the batch starts or after it ends: one line and
+    128 + the signal's number, rather than click's "Aborted!" and exit 1."""
+    import functools
+
+    @functools.wraps(command)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        _stop_on_signals()
+        try:
+            return command(*args, **kwargs)
+        except KeyboardInterrupt as exc:
+            _error("interrupted")
+            sys.exit(128 + exc.signum if isinstance(exc, _Stopped) else EXIT_INTERRUPTED)
+
+    return run
+
+
 def _silence_stdout() -> None:
     """Standard output failed (disk full): nothing more goes there, not even Python's flush at exit."""
     try:
@@ -392,6 +409,7 @@ def _check_jobs(ctx: click.Context, param: click.Parameter, value: str) -> str:
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary on stderr.")
 @click.option("--version", is_flag=True, help="Print the version and exit.")
 @click.pass_context
+@_interruptible
 def main(
     ctx: click.Context, paths: tuple[str, ...], fmt: str, output: str | None, top_k: int,
     timeline: bool, model: str | None, device: str, threads: int | None, jobs: str, force_jobs: bool,
@@ -466,7 +484,6 @@ def main(
     failed = 0
     show_bar = not quiet and len(files) > 1 and sys.stderr.isatty()
     results = _results(files, clf, n_jobs, model, device, threads)
-    _stop_on_signals()
     try:
         with click.progressbar(length=len(files), file=sys.stderr, label="classifying",
                                hidden=not show_bar) as bar:

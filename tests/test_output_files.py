@@ -275,6 +275,7 @@ def test_an_interrupted_run_leaves_the_previous_file(toy_model: Path, many: Path
     proc = start(many, "--model", toy_model, "-f", fmt, "-o", out, "-q", "-j", "1")
     twin = start(many, "--model", toy_model, "-f", "jsonl", "-o", probe, "-q", "-j", "1")
     wait_for_lines(probe, 3)
+    time.sleep(1.0)  # the twin started with it: it is well into the batch too
     proc.send_signal(sig)
     twin.kill()
     _, err = proc.communicate(timeout=60)
@@ -307,6 +308,7 @@ def test_json_on_stdout_says_it_was_interrupted(toy_model: Path, many: Path, tmp
     proc = start(many, "--model", toy_model, "-f", "json", "-q", "-j", "1")
     twin = start(many, "--model", toy_model, "-f", "jsonl", "-o", probe, "-q", "-j", "1")
     wait_for_lines(probe, 3)
+    time.sleep(1.0)
     proc.send_signal(signal.SIGINT)
     twin.kill()
     outs, err = proc.communicate(timeout=60)
