@@ -197,6 +197,10 @@ def _classify_one(path: str, clf: Any = None) -> tuple[str, Any]:
         return "error", str(exc)
     except MemoryError:
         return "error", "out of memory"
+    except Exception as exc:  # noqa: BLE001 - a bug met by one file must not end the batch
+        if os.environ.get("GENRE_INFER_DEBUG"):
+            raise
+        return "error", f"internal error ({type(exc).__name__}: {str(exc)[:200]}); please report it"
 
 
 def _results(files: list[str], clf: Any, jobs: int, model: str | None, device: str,
