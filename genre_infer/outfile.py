@@ -11,8 +11,9 @@ The rules (docs/output.md states them for users):
 - The new file gets the mode a plain ``open()`` would give it: an existing file keeps its
   mode (and, for root, its owner); a new one gets ``0666`` less the umask.
 - Anything that is not a regular file (``/dev/null``, a FIFO, a socket, a terminal), and
-  every path under ``/dev`` or ``/proc`` (``/dev/stdout``, ``/proc/self/fd/1``), is written
-  in place, as a shell redirection would: it is never replaced.
+  every path that names one of the process's descriptors (``/dev/stdout``, ``/dev/fd/1``,
+  ``/proc/self/fd/1``), is written in place, as a shell redirection would (appending to a
+  regular file behind a descriptor, as the shell opened it): it is never replaced.
 - Appending (:func:`open_sink` with ``append=True``; JSONL): each piece goes in with one
   write; a piece that cannot be written whole is cut off again, so the file never ends in
   half a line, and what was there before stays.
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import secrets
 import stat
 import sys
@@ -33,8 +35,8 @@ from .errors import OutputError
 
 __all__ = ["Sink", "open_sink", "write_file", "write_bytes", "os_reason"]
 
-#: Paths under these folders are written in place (devices, the process's own descriptors).
-IN_PLACE_ROOTS = ("/dev/", "/proc/")
+#: Paths that name one of this process's descriptors: written in place, whatever they lead to.
+DESCRIPTOR_PATHS = re.compile(r"/dev/(stdout|stderr|fd/\d+)|/proc/(self|thread-self|\d+)(/task/\d+)?/fd/\d+")
 
 
 def os_reason(exc: BaseException) -> str:
@@ -51,13 +53,13 @@ def _shown(path: str | os.PathLike[str]) -> str:
 
 
 def _in_place(path: str) -> bool:
-    absolute = os.path.abspath(path)
-    if sys.platform != "win32" and any(absolute.startswith(root) for root in IN_PLACE_ROOTS):
+    if sys.platform != "win32" and DESCRIPTOR_PATHS.fullmatch(os.path.abspath(path)):
         return True
     try:
-        return not stat.S_ISREG(os.stat(path).st_mode) and not stat.S_ISDIR(os.stat(path).st_mode)
+        mode = os.stat(path).st_mode
     except (OSError, ValueError):
         return False  # does not exist (or cannot be looked at): the checks below say why
+    return not stat.S_ISREG(mode) and not stat.S_ISDIR(mode)
 
 
 class Sink:

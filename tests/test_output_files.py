@@ -139,6 +139,18 @@ def test_dev_stdout_and_stderr_are_the_streams(toy_model: Path, audio_dir: Path,
     assert not parts_in(tmp_path)
 
 
+@pytest.mark.skipif(not os.access("/dev/shm", os.W_OK), reason="no writable /dev/shm")
+def test_a_regular_file_under_dev_is_replaced_whole(toy_model: Path, audio_dir: Path) -> None:
+    out = Path("/dev/shm") / f"genre-infer-test-{os.getpid()}.json"
+    out.write_text("old results\n")
+    try:
+        r = cli(audio_dir / "low.wav", "--model", toy_model, "-f", "json", "-o", out)
+        assert r.returncode == 0, r.stderr
+        assert json.loads(out.read_text())["results"][0]["genre"] == "low"
+    finally:
+        out.unlink()
+
+
 def test_a_missing_folder_is_named_before_any_work(toy_model: Path, audio_dir: Path, tmp_path: Path) -> None:
     for option, name in (("--html", "r.html"), ("-o", "out.json"), ("--plot", "p.png")):
         r = cli(audio_dir / "low.wav", "--model", toy_model, option, tmp_path / "nodir" / name, "-f", "json")
