@@ -520,13 +520,16 @@ def main(
             if hasattr(signal, name):
                 signal.signal(getattr(signal, name), signal.SIG_IGN)
         results.close()  # stops the worker processes now, wherever the interrupt landed
-        kept = "finished results were kept"
-        try:
-            writer.close(interrupted=True)
-        except OutputError as err:
-            kept = str(err)
-        if not writer.keeps_partial:
-            kept = f"{display_path(output or '')} was left as it was (only a finished run writes {fmt}; -f jsonl keeps results as they finish)"
+        if writer.keeps_partial:  # JSONL, or standard output
+            kept = "finished results were kept"
+            try:
+                writer.close(interrupted=True)
+            except OutputError as err:
+                kept = str(err)
+        else:  # docs/output.md: only a finished run writes a JSON, CSV or text file
+            writer.abort()
+            kept = (f"{display_path(output or '')} was left as it was (only a finished run writes "
+                    f"{fmt}; -f jsonl keeps results as they finish)")
         _error(f"interrupted after {writer.written} of {len(files)} files; {kept}")
         ctx.exit(128 + exc.signum if isinstance(exc, _Stopped) else EXIT_INTERRUPTED)
     except OutputError as exc:
@@ -544,6 +547,7 @@ def main(
         click.echo(f"genre-infer: classified {len(files) - failed} of {len(files)} files"
                    + (f"; {failed} failed" if failed else ""), err=True)
     ctx.exit(EXIT_SOME_FAILED if failed else EXIT_OK)
+
 
 if __name__ == "__main__":
     main()

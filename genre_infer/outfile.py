@@ -84,6 +84,8 @@ class Sink:
             self._open_in_place(append)
         else:
             self._open_temporary()
+        #: Written as it comes (appended, or a device, FIFO or descriptor), not replaced at the end.
+        self.in_place = self._tmp is None
 
     # -- opening -------------------------------------------------------------------------
 

@@ -134,6 +134,7 @@ class Writer:
             self._stream = sys.stdout
         else:
             self._sink = open_sink(path, append=fmt == "jsonl")
+        self._streamed = self._sink is None or self._sink.in_place
         self._header = fmt == "csv"  # written with the first output, so opening never writes
 
     def _emit(self, text: str) -> None:
@@ -189,7 +190,7 @@ class Writer:
         if self._closed:
             return
         self._closed = True
-        if interrupted and self._sink is not None and self.fmt != "jsonl":
+        if interrupted and not self.keeps_partial:
             self.abort()
             return
         if self._header:
@@ -203,10 +204,10 @@ class Writer:
             self._sink = None
 
     def abort(self) -> None:
-        """Drop an unfinished document: a file output stays as it was (JSONL keeps its finished lines)."""
+        """Drop an unfinished document: a file output stays as it was (what was streamed stays)."""
         self._closed = True
         if self._sink is not None:
-            if self.fmt == "jsonl":
+            if self._sink.in_place:
                 self._sink.commit()  # appended whole lines: they are kept
             else:
                 self._sink.discard()
@@ -214,5 +215,7 @@ class Writer:
 
     @property
     def keeps_partial(self) -> bool:
-        """Whether an interrupted run still delivers its finished results (JSONL, or standard output)."""
-        return self.path is None or self.fmt == "jsonl"
+        """Whether an interrupted run still delivers its finished results: what goes out as it
+        comes (standard output, JSONL, a device, FIFO or descriptor) does; a file replaced at
+        the end does not (it is left as it was)."""
+        return self._streamed
