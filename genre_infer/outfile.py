@@ -78,6 +78,8 @@ class Sink:
         self._mode: int | None = None
         self._owner: tuple[int, int] | None = None
         self._fd = -1
+        if not self.path:
+            raise OutputError("cannot write to an empty file name")
         if os.path.isdir(self.path):
             raise OutputError(f"cannot write {self.shown}: it is a folder")
         if append or _in_place(self.path):
@@ -91,7 +93,8 @@ class Sink:
 
     def _fail(self, exc: BaseException, folder: str | None = None) -> OutputError:
         folder = folder if folder is not None else (os.path.dirname(os.path.abspath(self._target)) or os.sep)
-        if isinstance(exc, FileNotFoundError) or (isinstance(exc, OSError) and exc.errno == errno.ENOENT):
+        missing = isinstance(exc, FileNotFoundError) or (isinstance(exc, OSError) and exc.errno == errno.ENOENT)
+        if missing and not os.path.isdir(folder):
             return OutputError(f"cannot write {self.shown}: folder {_shown(folder)} does not exist")
         if isinstance(exc, NotADirectoryError):
             return OutputError(f"cannot write {self.shown}: a part of {_shown(folder)} is not a folder")

@@ -395,3 +395,28 @@ def test_jobs_are_capped_at_the_cores_unless_forced(toy_model: Path, audio_dir: 
     assert f"--jobs {cores + 30} is more than the {cores} usable cores: using {cores}" in r.stderr
     r = cli(*files, "--model", toy_model, "-f", "jsonl", "-j", str(cores + 1), "--force-jobs", "-q")
     assert r.returncode == 0 and r.stderr == ""
+
+
+# --------------------------------------------------------------------------------------------
+# The writer itself
+# --------------------------------------------------------------------------------------------
+
+
+def test_write_file_refuses_with_one_line_and_leaves_nothing(tmp_path: Path) -> None:
+    from genre_infer.errors import OutputError
+    from genre_infer.outfile import open_sink, write_file
+
+    for path, words in [("", "empty file name"), (tmp_path, "it is a folder"),
+                        (tmp_path / "none" / "x.json", "does not exist"),
+                        (tmp_path / ("n" * 300), "file name too long")]:
+        with pytest.raises(OutputError, match=words) as err:
+            write_file(path, "x")
+        assert "\n" not in str(err.value) and "Errno" not in str(err.value)
+    out = tmp_path / "kept.json"
+    out.write_text("previous")
+    sink = open_sink(out)
+    sink.write("half a docu")
+    sink.discard()
+    assert out.read_text() == "previous" and sorted(p.name for p in tmp_path.iterdir()) == ["kept.json"]
+    write_file(tmp_path / ("m" * 250), "long names get a short temporary name")
+    assert (tmp_path / ("m" * 250)).read_text().startswith("long names")
