@@ -108,6 +108,29 @@ def _stderr_path(path: str | None) -> str | None:
     return path
 
 
+def _input_it_is(target: str | None, files: list[str]) -> str | None:
+    """The input that the output file ``target`` already is (the same file), if any:
+    writing it would destroy that input."""
+    import stat
+
+    if not target:
+        return None
+    try:
+        st = os.stat(target)
+    except (OSError, ValueError):
+        return None
+    if not stat.S_ISREG(st.st_mode):
+        return None
+    for f in files:
+        try:
+            other = os.stat(f)
+        except (OSError, ValueError):
+            continue
+        if (other.st_dev, other.st_ino) == (st.st_dev, st.st_ino):
+            return f
+    return None
+
+
 def expand_paths(paths: tuple[str, ...]) -> Iterator[str]:
     """Files to classify: files as given, folders searched recursively for audio, no repeats."""
     seen: set[str] = set()
@@ -474,6 +497,11 @@ def main(
     visuals = _Visuals(plot_path, html_path, html_audio, many=len(files) > 1)
     output = _stderr_path(output)
     try:
+        for option, target in (("-o", output), ("--plot", plot_path), ("--html", html_path)):
+            same = _input_it_is(target, files)
+            if same is not None:
+                raise OutputError(f"{option} {display_path(target or '')} is one of the inputs "
+                                  f"({display_path(same)}): it would be overwritten")
         visuals.check()
         writer = Writer(fmt, output, model={"name": clf.name, "version": clf.version},  # type: ignore[arg-type]
                         labels=clf.labels, top_k=top_k, timeline=timeline)

@@ -462,6 +462,21 @@ class GenreModel:
             raise ModelError(f"{self.path}: stream output frames {frames} must be as wide as input past {past}")
         self.frame_dim = int(past[1])
 
+    def _run(self, outputs: list[str], feeds: dict[str, np.ndarray]) -> list[Any]:
+        """``session.run``, with a network that fails or answers in the wrong shape as a ModelError."""
+        try:
+            result = self.session.run(outputs, feeds)
+        except MemoryError:
+            raise
+        except Exception as exc:  # onnxruntime's own Fail/RuntimeException/... types
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ModelError(f"{self.path}: the network failed to run ({first[:160]})") from None
+        logits = result[0]
+        if getattr(logits, "ndim", 0) != 2 or logits.shape[1] != len(self.info.labels):
+            raise ModelError(f"{self.path}: the network returned logits of shape {getattr(logits, 'shape', '?')}, "
+                             f"not (windows, {len(self.info.labels)}) for its {len(self.info.labels)} labels")
+        return result
+
     @property
     def labels(self) -> tuple[str, ...]:
         """Genre names in output order."""
@@ -483,7 +498,7 @@ class GenreModel:
         out = []
         for i in range(0, len(windows), batch_size):
             batch = np.ascontiguousarray(windows[i : i + batch_size], dtype=np.float32)
-            out.append(self.session.run([self._output_name], {self._input_name: batch})[0])
+            out.append(self._run([self._output_name], {self._input_name: batch})[0])
         return np.concatenate(out, axis=0).astype(np.float32, copy=False)
 
     def sequence_logits(self, x: np.ndarray, starts: np.ndarray) -> np.ndarray:
@@ -493,7 +508,7 @@ class GenreModel:
         """
         feeds = {self._input_name: np.ascontiguousarray(x[None], dtype=np.float32),
                  self._starts_name: np.ascontiguousarray(starts, dtype=np.int64)}
-        return self.session.run([self._output_name], feeds)[0].astype(np.float32, copy=False)
+        return self._run([self._output_name], feeds)[0].astype(np.float32, copy=False)
 
     def stream_logits(
         self, x: np.ndarray, keep: tuple[int, int], past: np.ndarray, starts: np.ndarray,
@@ -505,7 +520,7 @@ class GenreModel:
                  "keep": np.asarray(keep, dtype=np.int64),
                  "past": np.ascontiguousarray(past, dtype=np.float32).reshape(-1, self.frame_dim),
                  "starts": np.ascontiguousarray(starts, dtype=np.int64)}
-        logits, frames = self.session.run(["logits", "frames"], feeds)
+        logits, frames = self._run(["logits", "frames"], feeds)
         return logits.astype(np.float32, copy=False), frames
 
     def calibrate(self, logits: np.ndarray) -> np.ndarray:

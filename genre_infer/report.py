@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Iterable
 import numpy as np
 
 from . import audio as audio_mod
+from .errors import GenreInferError
 from .features import FeatureSpec, FeatureStream
 from .output import display_path, format_time
 from .result import Result
@@ -46,8 +47,17 @@ _MAGMA = np.array([[0, 0, 4], [40, 11, 84], [101, 21, 110], [159, 42, 99], [212,
                    [245, 125, 21], [250, 193, 39], [252, 255, 164]], dtype=np.float64)
 
 
+#: Largest audio file embedded in a report (base64 makes it a third larger, and the page
+#: is built in memory); larger files are linked instead (``--html-audio link``).
+MAX_EMBED_BYTES = 200_000_000
+
+
 class PlotUnavailableError(ImportError):
     """matplotlib is not installed."""
+
+
+class ReportError(GenreInferError):
+    """A report cannot be made for this input (e.g. its audio is too large to embed)."""
 
 
 def genre_colours(labels: Iterable[str]) -> dict[str, str]:
@@ -447,6 +457,10 @@ def audio_for_html(path: str | os.PathLike[str], mode: str, report_path: str | o
     relative, percent-encoded URL (:func:`file_href`)."""
     path = Path(path)
     if mode == "embed":
+        size = path.stat().st_size
+        if size > MAX_EMBED_BYTES:
+            raise ReportError(f"too large to embed in the report ({size / 1e6:.0f} MB; at most "
+                              f"{MAX_EMBED_BYTES / 1e6:.0f} MB): use --html-audio link")
         return {"audio_bytes": path.read_bytes(), "audio_mime": _MIME.get(path.suffix.lower(), "audio/mpeg")}
     return {"audio_src": file_href(path, Path(report_path).resolve().parent)}
 

@@ -160,3 +160,49 @@ def test_nan_logits_are_a_model_error_per_file(tmp_path: Path, audio_dir: Path) 
     assert r.returncode == 1 and "Traceback" not in r.stderr
     doc = json.loads(r.stdout)
     assert doc["results"] == [] and len(doc["errors"]) == 2 and "NaN or infinity" in doc["errors"][0]["error"]
+
+
+def _liar_model(path: Path, columns: int) -> Path:
+    """Declares (batch, 2) logits but returns ``columns`` of them (a shape only a run can show)."""
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper, numpy_helper
+
+    from genre_infer.constants import METADATA_KEY
+
+    graph = helper.make_graph(
+        [helper.make_node("ReduceMean", ["features", "axes"], ["pooled"], keepdims=0),
+         helper.make_node("MatMul", ["pooled", "W"], ["logits"])],
+        "liar", [helper.make_tensor_value_info("features", TensorProto.FLOAT, ["batch", 63, 96])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", "n"])],
+        initializer=[numpy_helper.from_array(np.array([1], dtype=np.int64), "axes"),
+                     numpy_helper.from_array(np.ones((96, columns), np.float32), "W")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 9
+    prop = model.metadata_props.add()
+    prop.key, prop.value = METADATA_KEY, json.dumps(base())
+    onnx.save(model, str(path))
+    return path
+
+
+def test_logits_of_the_wrong_shape_are_a_model_error(tmp_path: Path, audio_dir: Path) -> None:
+    with pytest.raises(ModelError, match=r"output shape \['batch', 3\] disagrees with its 2 labels"):
+        load_model(_liar_model(tmp_path / "liar.onnx", 3), device="cpu")  # seen at load where the graph shows it
+    clf = load_model(_liar_model(tmp_path / "honest.onnx", 2), device="cpu")
+    assert clf.classify(audio_dir / "low.wav").duration > 0
+
+    class Session:  # what only a run shows: a wrong shape, or the network failing
+        def __init__(self, real, answer):  # type: ignore[no-untyped-def]
+            self.real, self.answer = real, answer
+
+        def run(self, outputs, feeds):  # type: ignore[no-untyped-def]
+            if isinstance(self.answer, Exception):
+                raise self.answer
+            return [np.concatenate([self.real.run(outputs, feeds)[0]] * self.answer, axis=1)]
+
+    real = clf.model.session
+    clf.model.session = Session(real, 2)
+    with pytest.raises(ModelError, match=r"logits of shape \(\d+, 4\), not \(windows, 2\)"):
+        clf.classify(audio_dir / "low.wav")
+    clf.model.session = Session(real, RuntimeError("[ONNXRuntimeError] : 6 : RUNTIME_EXCEPTION : boom\nmore"))
+    with pytest.raises(ModelError, match=r"the network failed to run \(\[ONNXRuntimeError\] : 6 : RUNTIME_EXCEPTION : boom\)$"):
+        clf.classify(audio_dir / "low.wav")

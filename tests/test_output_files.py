@@ -420,3 +420,16 @@ def test_write_file_refuses_with_one_line_and_leaves_nothing(tmp_path: Path) -> 
     assert out.read_text() == "previous" and sorted(p.name for p in tmp_path.iterdir()) == ["kept.json"]
     write_file(tmp_path / ("m" * 250), "long names get a short temporary name")
     assert (tmp_path / ("m" * 250)).read_text().startswith("long names")
+
+
+def test_an_output_that_is_an_input_is_refused(toy_model: Path, audio_dir: Path, tmp_path: Path) -> None:
+    song = tmp_path / "song.wav"
+    shutil.copy(audio_dir / "low.wav", song)
+    (tmp_path / "alias.wav").symlink_to(song)
+    before = song.read_bytes()
+    for option in ("-o", "--html", "--plot"):
+        for target in (song, tmp_path / "alias.wav"):
+            r = cli(song, "--model", toy_model, option, target)
+            line = one_error_line(r.stderr)
+            assert r.returncode == 2 and "is one of the inputs" in line, line
+    assert song.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["alias.wav", "song.wav"]

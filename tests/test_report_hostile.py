@@ -174,3 +174,25 @@ def test_index_links_are_files_whatever_the_names(browser, toy_model: Path, tmp_
         assert q.page.evaluate("document.getElementById('player').error") is None
         q.assert_clean()
         q.page.close()
+
+
+def test_audio_too_large_to_embed_is_that_files_error(toy_model: Path, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from genre_infer import report
+    from genre_infer.cli import main
+
+    big, small = tmp_path / "big.wav", tmp_path / "small.wav"
+    _wav(big)
+    sf.write(small, tone(16000, 2.0, 110.0), 16000, subtype="PCM_U8")
+    monkeypatch.setattr(report, "MAX_EMBED_BYTES", (big.stat().st_size + small.stat().st_size) // 2)
+    with pytest.raises(report.ReportError, match="use --html-audio link"):
+        report.audio_for_html(big, "embed", tmp_path / "r.html")
+    out = tmp_path / "reports"
+    r = CliRunner().invoke(main, [str(big), str(small), "--model", str(toy_model), "--html", str(out), "-q"])
+    assert r.exit_code == 1 and "big.wav: cannot make plot/report: too large to embed" in r.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["index.html", "small.html"]
+    r = CliRunner().invoke(main, [str(big), "--model", str(toy_model), "--html", str(out / "b.html"),
+                                  "--html-audio", "link"])
+    assert r.exit_code == 0 and (out / "b.html").exists()
