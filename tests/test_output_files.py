@@ -277,25 +277,32 @@ def wait_for_lines(path: Path, n: int, timeout: float = 60.0) -> None:
     raise AssertionError(f"{path} never reached {n} lines")
 
 
+def wait_for_report(folder: Path, timeout: float = 60.0) -> None:
+    """The batch is under way once its first report is written (a sign that needs no output file)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if folder.is_dir() and any(p.suffix == ".html" for p in folder.iterdir()):
+            time.sleep(0.3)
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"no report appeared in {folder}")
+
+
 @pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 @pytest.mark.parametrize("fmt", ["json", "csv", "text"])
 def test_an_interrupted_run_leaves_the_previous_file(toy_model: Path, many: Path, tmp_path: Path, fmt: str,
                                                      sig: int, code: int) -> None:
-    out, probe = tmp_path / f"out.{fmt}", tmp_path / "probe.jsonl"
+    out, reports = tmp_path / f"out.{fmt}", tmp_path / "reports"
     out.write_text("previous good results\n")
-    # the same batch twice at once: the JSONL twin shows when work is under way
-    proc = start(many, "--model", toy_model, "-f", fmt, "-o", out, "-q", "-j", "1")
-    twin = start(many, "--model", toy_model, "-f", "jsonl", "-o", probe, "-q", "-j", "1")
-    wait_for_lines(probe, 3)
-    time.sleep(1.0)  # the twin started with it: it is well into the batch too
+    proc = start(many, "--model", toy_model, "-f", fmt, "-o", out, "-q", "-j", "1", "--html", reports,
+                 "--html-audio", "link")
+    wait_for_report(reports)
     proc.send_signal(sig)
-    twin.kill()
     _, err = proc.communicate(timeout=60)
-    twin.communicate(timeout=60)
     assert proc.returncode == code, err
     assert out.read_text() == "previous good results\n"
     assert b"left as it was" in err and b"Traceback" not in err
-    assert parts_in(tmp_path) == []
+    assert parts_in(tmp_path, reports) == []
 
 
 @pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
@@ -316,15 +323,11 @@ def test_an_interrupted_jsonl_rerun_appends_whole_lines(toy_model: Path, many: P
 
 
 def test_json_on_stdout_says_it_was_interrupted(toy_model: Path, many: Path, tmp_path: Path) -> None:
-    probe = tmp_path / "probe.jsonl"
-    proc = start(many, "--model", toy_model, "-f", "json", "-q", "-j", "1")
-    twin = start(many, "--model", toy_model, "-f", "jsonl", "-o", probe, "-q", "-j", "1")
-    wait_for_lines(probe, 3)
-    time.sleep(1.0)
+    reports = tmp_path / "reports"
+    proc = start(many, "--model", toy_model, "-f", "json", "-q", "-j", "1", "--html", reports, "--html-audio", "link")
+    wait_for_report(reports)
     proc.send_signal(signal.SIGINT)
-    twin.kill()
     outs, err = proc.communicate(timeout=60)
-    twin.communicate(timeout=60)
     assert proc.returncode == 130, err
     doc = json.loads(outs)
     assert doc["interrupted"] is True and 0 < len(doc["results"]) < 3000
