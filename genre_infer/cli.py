@@ -38,17 +38,26 @@ class _Stopped(KeyboardInterrupt):
         self.signum = signum
 
 
-def _stop_on_signals() -> None:
-    """SIGTERM and SIGHUP end the run as Ctrl-C does: workers stopped, output finished by its rule."""
+def _stop_on_signals() -> dict[int, Any]:
+    """SIGTERM and SIGHUP end the run as Ctrl-C does: workers stopped, output finished by its rule.
+
+    Returns the handlers replaced (to put back when the command returns, for callers that
+    run it in their own process); none outside the main thread, where Python cannot set them.
+    """
     import signal
+    import threading
 
     def stop(signum: int, _frame: Any) -> None:
         raise _Stopped(signum)
 
+    replaced: dict[int, Any] = {}
+    if threading.current_thread() is not threading.main_thread():
+        return replaced
     for name in ("SIGTERM", "SIGHUP"):
         sig = getattr(signal, name, None)
         if sig is not None and signal.getsignal(sig) in (signal.SIG_DFL, None):
-            signal.signal(sig, stop)
+            replaced[sig] = signal.signal(sig, stop)
+    return replaced
 
 
 def _interruptible(command: Any) -> Any:
@@ -58,12 +67,17 @@ def _interruptible(command: Any) -> Any:
 
     @functools.wraps(command)
     def run(*args: Any, **kwargs: Any) -> Any:
-        _stop_on_signals()
+        import signal
+
+        replaced = _stop_on_signals()
         try:
             return command(*args, **kwargs)
         except KeyboardInterrupt as exc:
             _error("interrupted")
             sys.exit(128 + exc.signum if isinstance(exc, _Stopped) else EXIT_INTERRUPTED)
+        finally:
+            for sig, handler in replaced.items():
+                signal.signal(sig, handler)
 
     return run
 

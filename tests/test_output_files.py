@@ -436,3 +436,21 @@ def test_an_output_that_is_an_input_is_refused(toy_model: Path, audio_dir: Path,
             line = one_error_line(r.stderr)
             assert r.returncode == 2 and "is one of the inputs" in line, line
     assert song.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["alias.wav", "song.wav"]
+
+
+def test_the_command_in_a_callers_process_leaves_its_signal_handlers(toy_model: Path, audio_dir: Path) -> None:
+    """main() may run inside someone else's process (CliRunner, a thread): SIGTERM/SIGHUP are
+    handled while it runs and put back afterwards; outside the main thread none are set."""
+    from click.testing import CliRunner
+
+    from genre_infer.cli import main
+
+    before = signal.getsignal(signal.SIGTERM)
+    r = CliRunner().invoke(main, [str(audio_dir / "low.wav"), "--model", str(toy_model), "-f", "jsonl"])
+    assert r.exit_code == 0 and signal.getsignal(signal.SIGTERM) == before
+    got: dict[str, Any] = {}
+    t = threading.Thread(target=lambda: got.update(r=CliRunner().invoke(main, [str(audio_dir / "low.wav"),
+                                                                             "--model", str(toy_model)])))
+    t.start()
+    t.join(60)
+    assert got["r"].exit_code == 0 and got["r"].exception is None, got["r"].output
