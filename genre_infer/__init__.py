@@ -19,12 +19,14 @@ _EXPORTS = {
     "FeatureSpec": "features", "ModelInfo": "model", "available_models": "model",
     "GenreInferError": "errors", "AudioError": "errors", "DecodeError": "errors",
     "FFmpegMissingError": "errors", "TooShortError": "errors", "SilentError": "errors", "ModelError": "errors",
+    "OutputError": "errors",
 }
 
 if TYPE_CHECKING:
     from .api import Classifier, classify, load_model
     from .errors import (
-        AudioError, DecodeError, FFmpegMissingError, GenreInferError, ModelError, SilentError, TooShortError,
+        AudioError, DecodeError, FFmpegMissingError, GenreInferError, ModelError, OutputError, SilentError,
+        TooShortError,
     )
     from .features import FeatureSpec
     from .model import ModelInfo, available_models
@@ -64,4 +66,5 @@ __all__ = [
     "TooShortError",
     "SilentError",
     "ModelError",
+    "OutputError",
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import threading
 from typing import Iterable, NamedTuple, Union
@@ -15,7 +16,7 @@ from . import timeline as tl
 from .constants import (
     LEVEL_KEEP_S, MAX_PEAK, MIN_DURATION_S, MIN_SECTION_S, SILENCE_PEAK, SMOOTHING_RADIUS, TIMELINE_STEP_S,
 )
-from .errors import AudioError, DecodeError, SilentError, TooShortError
+from .errors import AudioError, DecodeError, ModelError, SilentError, TooShortError
 from .inference import make_runner
 from .loudness import LevelMeter, gain_to
 from .model import Device, GenreModel
@@ -100,7 +101,9 @@ class Classifier:
                 kept.append(block)
                 if n > LEVEL_KEEP_S * target:
                     kept = None  # too long to keep: decoded again below
-        return (kept if kept is not None else audio_mod.stream(audio, target)), meter.level_db()
+        level = meter.level_db()
+        # NaN: measured, and nothing to measure (digital silence): analyse applies no gain
+        return (kept if kept is not None else audio_mod.stream(audio, target)), (math.nan if level is None else level)
 
     def analyse(self, blocks: Iterable[np.ndarray], level_db: float | None = None) -> Analysis:
         """Run the network over a signal given as consecutive blocks at the model's rate.
@@ -111,7 +114,7 @@ class Classifier:
         A signal shorter than one window is repeated to fill it. A model that
         normalises loudness (``features.level_db``) needs the signal's gated level
         (:func:`genre_infer.loudness.gated_level_db`): pass ``level_db``, or pass the
-        blocks as a list and it is measured here.
+        blocks as a list and it is measured here (NaN: measured, no level, no gain).
 
         Returns
         -------
@@ -179,6 +182,8 @@ class Classifier:
             raise SilentError("silent (no signal above -80 dBFS)")
         if a.peak > MAX_PEAK:
             raise AudioError(f"sample values far outside [-1, 1] (peak {a.peak:.3g}): not audio scaled as files are")
+        if not np.isfinite(a.logits).all():  # sane audio in, garbage out: the model is broken
+            raise ModelError(f"{self.model.path}: the network's output holds NaN or infinity (a broken model)")
         info = self.model.info
         steps, song = tl.timeline_from_logits(
             a.logits, a.starts_s, spec.segment_s, duration, TIMELINE_STEP_S, info.temperature,

@@ -9,6 +9,7 @@ resampler ``librosa.load`` uses by default, so training and inference agree.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
 import shutil
@@ -20,7 +21,9 @@ from typing import IO, Any, Iterator
 
 import numpy as np
 
-from .constants import AUDIO_EXTENSIONS, DECODE_BLOCK_S, SNDFILE_EXTENSIONS
+from .constants import (
+    AUDIO_EXTENSIONS, DECODE_BLOCK_S, MAX_DECODE_BLOCK_SAMPLES, MAX_INPUT_SR, MIN_INPUT_SR, SNDFILE_EXTENSIONS,
+)
 from .errors import AudioError, DecodeError, FFmpegMissingError, MissingFileError
 
 __all__ = ["load", "stream", "to_mono", "resample", "from_array", "ffmpeg_available", "is_regular_file",
@@ -36,7 +39,37 @@ def ffmpeg_available() -> bool:
     return shutil.which("ffmpeg") is not None
 
 
+def _os_problem(exc: OSError | ValueError) -> str:
+    """What a user reads when a path cannot even be looked at."""
+    if isinstance(exc, ValueError):
+        return f"not a usable file name ({exc})"
+    if exc.errno == errno.ENAMETOOLONG:
+        return "file name too long for this system"
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return "permission denied"
+    if exc.errno == errno.ELOOP:
+        return "too many levels of symbolic links"
+    return f"cannot open ({exc.strerror or type(exc).__name__})"
+
+
+def check_sample_rate(sr: Any) -> int:
+    """``sr`` as an int when it is a plausible audio sample rate; else :class:`AudioError`."""
+    if isinstance(sr, bool) or not isinstance(sr, (int, np.integer)) or sr <= 0:
+        raise AudioError(f"sample rate must be a positive integer, got {sr!r}")
+    if not MIN_INPUT_SR <= sr <= MAX_INPUT_SR:
+        raise AudioError(f"sample rate {int(sr)} Hz is not audio (accepted: {MIN_INPUT_SR}..{MAX_INPUT_SR} Hz)")
+    return int(sr)
+
+
 def _check_path(path: Path, raw: str) -> None:
+    try:
+        os.stat(path)
+    except FileNotFoundError:
+        pass  # said below (missing, or a broken symbolic link)
+    except NotADirectoryError:
+        raise AudioError("no such file (a part of the path is not a folder)") from None
+    except (OSError, ValueError) as exc:
+        raise AudioError(_os_problem(exc)) from None
     if path.is_dir():
         raise AudioError("is a directory, not an audio file")
     if not path.exists():
@@ -163,10 +196,8 @@ def _stream_sndfile(path: Path, sr: int, block_s: float) -> Iterator[np.ndarray]
     # itself, without calling back into Python (a Ctrl-C inside such a callback is lost).
     try:
         fd = os.open(path, os.O_RDONLY)
-    except PermissionError:  # os.access() in _check_path can say yes (root, ACLs, NFS) and open still fail
-        raise AudioError("permission denied") from None
-    except OSError as exc:
-        raise AudioError(f"cannot open ({exc.strerror or type(exc).__name__})") from None
+    except (OSError, ValueError) as exc:  # os.access() in _check_path can say yes (root, ACLs, NFS) and open still fail
+        raise AudioError(_os_problem(exc)) from None
     try:
         yield from _read_blocks(sf, fd, sr, block_s)
     finally:
@@ -181,8 +212,13 @@ def _read_blocks(sf: Any, fd: int, sr: int, block_s: float) -> Iterator[np.ndarr
     with f:
         if f.samplerate <= 0 or f.channels <= 0:
             raise DecodeError("cannot decode audio (no sample rate or channels)")
+        if not MIN_INPUT_SR <= f.samplerate <= MAX_INPUT_SR:
+            # an AudioError, not a DecodeError: ffmpeg is not tried on a header that lies
+            raise AudioError(f"its header claims a sample rate of {f.samplerate} Hz: not audio "
+                             f"(accepted: {MIN_INPUT_SR}..{MAX_INPUT_SR} Hz)")
         resampler = _Resampler(f.samplerate, sr)
-        block = max(1, int(block_s * f.samplerate))
+        # a block's size is bounded whatever the header claims (rate x channels)
+        block = max(1, min(int(block_s * f.samplerate), MAX_DECODE_BLOCK_SAMPLES // f.channels))
         while True:
             try:
                 data = f.read(block, dtype="float32", always_2d=True)
@@ -365,15 +401,15 @@ def from_array(y: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
     Raises
     ------
     AudioError
-        Not a 1-D/2-D numeric array, a bad sample rate, or NaN/inf samples.
+        Not a 1-D/2-D numeric array, a sample rate outside
+        ``MIN_INPUT_SR..MAX_INPUT_SR``, or NaN/inf samples.
     """
     y = np.asarray(y)
     if y.dtype.kind not in "biuf" or y.ndim not in (1, 2) or y.size == 0:
         raise AudioError(
             f"expected a non-empty 1-D or 2-D numeric array, got shape {y.shape} dtype {y.dtype}"
         )
-    if isinstance(orig_sr, bool) or not isinstance(orig_sr, (int, np.integer)) or orig_sr <= 0:
-        raise AudioError(f"sample rate must be a positive integer, got {orig_sr!r}")
+    orig_sr = check_sample_rate(orig_sr)
     if y.dtype.kind == "b":
         y = y.astype(np.float32)
     elif y.dtype.kind in "iu":

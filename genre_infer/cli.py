@@ -1,7 +1,8 @@
 """The ``genre-infer`` command: arguments → :mod:`genre_infer.api` → :mod:`genre_infer.output`.
 
 Exit codes: 0 every input classified; 1 some inputs failed (the others are
-still classified and written); 2 usage or model error; 130 interrupted.
+still classified and written) or the output could not be written; 2 usage or
+model error; 130 interrupted (Ctrl-C; 143 SIGTERM, 129 SIGHUP).
 
 Options are checked before any work is done. ``-`` reads audio from standard input, and
 pipes (``/dev/stdin``, ``<(...)``) work: such inputs are copied to a temporary file first,
@@ -39,6 +40,69 @@ def _error(message: str) -> None:
     click.echo(f"genre-infer: error: {message}", err=True)
 
 
+class _Stopped(KeyboardInterrupt):
+    """SIGTERM or SIGHUP: stops the batch as Ctrl-C does (exit code 128 + the signal's number)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _stop_on_signals() -> dict[int, Any]:
+    """SIGTERM and SIGHUP end the run as Ctrl-C does: workers stopped, output finished by its rule.
+
+    Returns the handlers replaced (to put back when the command returns, for callers that
+    run it in their own process); none outside the main thread, where Python cannot set them.
+    """
+    import signal
+    import threading
+
+    def stop(signum: int, _frame: Any) -> None:
+        raise _Stopped(signum)
+
+    replaced: dict[int, Any] = {}
+    if threading.current_thread() is not threading.main_thread():
+        return replaced
+    for name in ("SIGTERM", "SIGHUP"):
+        sig = getattr(signal, name, None)
+        if sig is not None and signal.getsignal(sig) in (signal.SIG_DFL, None):
+            replaced[sig] = signal.signal(sig, stop)
+    return replaced
+
+
+def _interruptible(command: Any) -> Any:
+    """Ctrl-C (or SIGTERM/SIGHUP) before the batch starts or after it ends: one line and
+    128 + the signal's number, rather than click's "Aborted!" and exit 1."""
+    import functools
+
+    @functools.wraps(command)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        import signal
+
+        replaced = _stop_on_signals()
+        try:
+            return command(*args, **kwargs)
+        except KeyboardInterrupt as exc:
+            _error("interrupted")
+            sys.exit(128 + exc.signum if isinstance(exc, _Stopped) else EXIT_INTERRUPTED)
+        finally:
+            for sig, handler in replaced.items():
+                signal.signal(sig, handler)
+
+    return run
+
+
+def _silence_stdout() -> None:
+    """Standard output failed (disk full): nothing more goes there, not even Python's flush at exit."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):
+        pass
+    sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - lives until exit
+
+
 def _quiet_native_stderr() -> None:
     """Send what C libraries print on file descriptor 2 (mpg123's "Note: ..." lines) to
     /dev/null, keeping Python's ``sys.stderr`` on the real stderr: one line per error."""
@@ -54,6 +118,41 @@ def _quiet_native_stderr() -> None:
                                errors="backslashreplace")
     except (OSError, ValueError, AttributeError):  # no real fd 2 (e.g. under a test runner)
         pass
+
+
+def _stderr_path(path: str | None) -> str | None:
+    """``-o /dev/stderr`` is the stderr the user gave us, not the /dev/null that
+    :func:`_quiet_native_stderr` put on descriptor 2 for C libraries."""
+    if path in ("/dev/stderr", "/dev/fd/2", "/proc/self/fd/2") and os.path.exists("/dev/fd"):
+        try:
+            if sys.stderr.fileno() != 2:
+                return f"/dev/fd/{sys.stderr.fileno()}"
+        except (OSError, ValueError, AttributeError):
+            pass
+    return path
+
+
+def _input_it_is(target: str | None, files: list[str]) -> str | None:
+    """The input that the output file ``target`` already is (the same file), if any:
+    writing it would destroy that input."""
+    import stat
+
+    if not target:
+        return None
+    try:
+        st = os.stat(target)
+    except (OSError, ValueError):
+        return None
+    if not stat.S_ISREG(st.st_mode):
+        return None
+    for f in files:
+        try:
+            other = os.stat(f)
+        except (OSError, ValueError):
+            continue
+        if (other.st_dev, other.st_ino) == (st.st_dev, st.st_ino):
+            return f
+    return None
 
 
 def expand_paths(paths: tuple[str, ...]) -> Iterator[str]:
@@ -84,14 +183,53 @@ def expand_paths(paths: tuple[str, ...]) -> Iterator[str]:
 _worker: Any = None
 
 
-def _init_worker(model: str | None, device: str, threads: int | None) -> None:
+#: Seconds between a worker's checks that the process that started it is still alive.
+PARENT_POLL_S = 0.5
+
+
+def _die_with_parent(parent: int) -> None:
+    """End this worker when ``parent`` dies, however it dies (SIGKILL included).
+
+    On Linux the kernel sends SIGKILL at once (``PR_SET_PDEATHSIG``); everywhere, a
+    daemon thread checks every :data:`PARENT_POLL_S` seconds that the parent is still
+    this process's parent (an orphan is adopted by init or a subreaper) and exits if not.
+    """
+    import signal
+    import threading
+    import time
+
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG = 1
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent:  # it died before the line above took effect
+        os._exit(1)
+
+    def watch() -> None:
+        while True:
+            time.sleep(PARENT_POLL_S)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="genre-infer-parent-watch", daemon=True).start()
+
+
+def _init_worker(model: str | None, device: str, threads: int | None, parent: int | None = None) -> None:
     global _worker
     import signal
 
     from .api import Classifier
 
-    # Ctrl-C reaches the whole process group: the parent alone stops the batch and reports
+    if parent is not None:
+        _die_with_parent(parent)
+    # Ctrl-C reaches the whole process group: the parent alone stops the batch and reports;
+    # SIGTERM to a worker (from the parent's cleanup, or anyone) ends it at once
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
     _worker = Classifier(model, device=device, threads=threads)  # type: ignore[arg-type]
 
@@ -108,6 +246,10 @@ def _classify_one(path: str, clf: Any = None) -> tuple[str, Any]:
         return "error", str(exc)
     except MemoryError:
         return "error", "out of memory"
+    except Exception as exc:  # noqa: BLE001 - a bug met by one file must not end the batch
+        if os.environ.get("GENRE_INFER_DEBUG"):
+            raise
+        return "error", f"internal error ({type(exc).__name__}: {str(exc)[:200]}); please report it"
 
 
 def _results(files: list[str], clf: Any, jobs: int, model: str | None, device: str,
@@ -117,7 +259,7 @@ def _results(files: list[str], clf: Any, jobs: int, model: str | None, device: s
         for f in files:
             yield _classify_one(f, clf)
         return
-    yield from _pool_results(files, jobs, (model, device, threads or 1))
+    yield from _pool_results(files, jobs, (model, device, threads or 1, os.getpid()))
 
 
 #: What a file gets when the worker process classifying it died twice (killed, e.g. out of memory).
@@ -184,17 +326,19 @@ def _usable_cores() -> int:
 FILES_PER_AUTO_JOB = 8
 
 
-def job_count(jobs: str, n_files: int, providers: list[str], threads: int | None = None) -> int:
+def job_count(jobs: str, n_files: int, providers: list[str], threads: int | None = None,
+              force: bool = False) -> int:
     """Worker processes for ``--jobs`` (a number, or ``auto``) and ``n_files`` files.
 
     ``auto``: one process per usable core divided by ``threads`` (at most
     :data:`MAX_AUTO_JOBS`, and one per :data:`FILES_PER_AUTO_JOB` files, since each
     worker pays for its own start), each running the network on one thread by default: on a
     2-core machine 200 songs take 11.8 s against 17.7 s for one process with two threads.
-    On a GPU, at most :data:`MAX_CUDA_AUTO_JOBS` processes share it.
+    On a GPU, at most :data:`MAX_CUDA_AUTO_JOBS` processes share it. A number is capped at
+    the usable cores (each worker holds its own model) unless ``force``.
     """
     if jobs != "auto":
-        return int(jobs)
+        return int(jobs) if force else min(int(jobs), max(1, _usable_cores()))
     most = MAX_CUDA_AUTO_JOBS if "CUDAExecutionProvider" in providers else MAX_AUTO_JOBS
     return max(1, min(_usable_cores() // (threads or 1), most, n_files // FILES_PER_AUTO_JOB))
 
@@ -254,33 +398,49 @@ class _Visuals:
         self._names.add(out)
         return folder / out
 
+    def check(self) -> None:
+        """Before any work: a single output file's folder must exist (folders are made as needed).
+
+        Raises
+        ------
+        OutputError
+            It does not, or is not a folder.
+        """
+        from .errors import OutputError
+        from .output import display_path
+
+        for base, folder_mode in ((self.plot, self.plot_folder), (self.html, self.html_folder)):
+            if not base or folder_mode:
+                continue
+            folder = os.path.dirname(os.path.abspath(base))
+            if not os.path.isdir(folder):
+                what = "is not a folder" if os.path.exists(folder) else "does not exist"
+                raise OutputError(f"cannot write {display_path(base)}: folder {display_path(folder)} {what}")
+
     def add(self, name: str, src: str, result: Any) -> None:
         """Pictures of ``result`` for the input ``name``, whose audio is read from ``src``."""
         if not (self.plot or self.html):
             return
         from . import report
+        from .outfile import write_bytes, write_file
+        from .output import display_path
 
         mel = report.display_melgram(src)
         if self.plot:
-            fig = report.plot_timeline(result, melgram=mel)
-            fig.savefig(self._target(self.plot, self.plot_folder, name, ".png"), dpi=110)
+            ext = ".png" if self.plot_folder else Path(self.plot).suffix
+            write_bytes(self._target(self.plot, self.plot_folder, name, ext), report.plot_bytes(result, ext, melgram=mel))
         if self.html:
             target = self._target(self.html, self.html_folder, name, ".html")
             page = report.html_report(result, melgram=mel, **report.audio_for_html(src, self.audio_mode, target))
-            _write_atomic(target, page)
-            self.index.append((target.name, Path(name).name, result))
+            write_file(target, page)
+            self.index.append((target.name, display_path(Path(name).name), result))
 
     def close(self) -> None:
         if self.html and self.index and self.html_folder:
             from . import report
+            from .outfile import write_file
 
-            _write_atomic(Path(self.html) / "index.html", report.html_index(self.index))
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.part")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+            write_file(Path(self.html) / "index.html", report.html_index(self.index))
 
 
 def _version_text() -> str:
@@ -402,6 +562,7 @@ def _check_jobs(ctx: click.Context, param: click.Parameter, value: str) -> str:
 @click.option("--threads", type=click.IntRange(1, None), help="CPU threads for the network (per job).")
 @click.option("-j", "--jobs", metavar="N|auto", default="auto", show_default=True, callback=_check_jobs,
               help="Files classified in parallel (worker processes); auto: one per core for a batch.")
+@click.option("--force-jobs", is_flag=True, help="Run --jobs N workers even when N exceeds the usable cores.")
 @click.option("--plot", "plot_path", metavar="FILE|DIR",
               help="Save a timeline plot (.png/.svg/.pdf; a folder of PNGs for several files). Needs matplotlib.")
 @click.option("--html", "html_path", metavar="FILE|DIR",
@@ -413,9 +574,10 @@ def _check_jobs(ctx: click.Context, param: click.Parameter, value: str) -> str:
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary on stderr.")
 @click.option("--version", is_flag=True, help="Print the version and exit.")
 @click.pass_context
+@_interruptible
 def main(
     ctx: click.Context, paths: tuple[str, ...], fmt: str | None, output: str | None, top_k: int,
-    timeline: bool, model: str | None, device: str, threads: int | None, jobs: str,
+    timeline: bool, model: str | None, device: str, threads: int | None, jobs: str, force_jobs: bool,
     plot_path: str | None, html_path: str | None, html_audio: str, list_genres: bool,
     model_info: bool, quiet: bool, version: bool,
 ) -> None:
@@ -457,7 +619,7 @@ def main(
     import dataclasses
 
     from .api import Classifier
-    from .errors import GenreInferError
+    from .errors import GenreInferError, OutputError
     from .output import Writer, display_path
     from .progress import ProgressBar, bar_wanted
 
@@ -479,21 +641,37 @@ def main(
 
     import tempfile
 
+    if plot_path:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            _error("--plot needs matplotlib: pip install 'genre-infer[plot]'")
+            ctx.exit(EXIT_USAGE)
     # standard input and pipes, copied once: the decoder and the pictures read them again
     reads = _spool_streams(files, ctx.with_resource(tempfile.TemporaryDirectory(prefix="genre-infer-")))
     visuals = _Visuals(plot_path, html_path, html_audio)
+    output = _stderr_path(output)
     try:
+        for option, target in (("-o", output), ("--plot", plot_path), ("--html", html_path)):
+            same = _input_it_is(target, files)
+            if same is not None:
+                raise OutputError(f"{option} {display_path(target or '')} is one of the inputs "
+                                  f"({display_path(same)}): it would be overwritten")
+        visuals.check()
         writer = Writer(fmt, output, model={"name": clf.name, "version": clf.version},  # type: ignore[arg-type]
                         labels=clf.labels, top_k=top_k, timeline=timeline)
-    except OSError as exc:
-        _error(f"cannot write {output}: {exc.strerror or exc}")
+    except GenreInferError as exc:
+        _error(str(exc))
         ctx.exit(EXIT_USAGE)
 
+    n_jobs = job_count(jobs, len(files), clf.model.providers, threads, force=force_jobs)
+    if jobs != "auto" and n_jobs < int(jobs) and not quiet:
+        click.echo(f"genre-infer: --jobs {jobs} is more than the {n_jobs} usable cores: using {n_jobs} "
+                   "(--force-jobs to insist)", err=True)
     failed = 0
     bar = ProgressBar(len(files), sys.stderr, enabled=not quiet and len(files) > 1 and bar_wanted(sys.stderr))
     read_paths = [reads.get(f, f) for f in files]
-    results = _results(read_paths, clf, job_count(jobs, len(files), clf.model.providers, threads), model, device,
-                       threads)
+    results = _results(read_paths, clf, n_jobs, model, device, threads)
     try:
         # results first: zip then asks it once more after the last file, which runs the
         # generator to its end (the worker pool is shut down there, not at exit)
@@ -505,9 +683,12 @@ def main(
                     writer.add(payload)
                     try:
                         visuals.add(f, src, payload)
-                    except (OSError, GenreInferError) as exc:
+                    except OutputError as exc:
                         failed += 1
-                        _error(f"{display_path(f)}: cannot write plot/report: {exc}")
+                        _error(f"{display_path(f)}: {exc}")
+                    except Exception as exc:  # noqa: BLE001 - one file's picture never stops the batch
+                        failed += 1
+                        _error(f"{display_path(f)}: cannot make plot/report: {exc or type(exc).__name__}")
                 else:
                     failed += 1
                     name = display_path(f)
@@ -515,22 +696,42 @@ def main(
                     writer.add_error(name, payload)
             bar.update(1)
         bar.close()
-    except KeyboardInterrupt:
+        writer.close()
+        visuals.close()
+    except KeyboardInterrupt as exc:
         import signal
 
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the cleanup short
+        for name in ("SIGTERM", "SIGHUP"):
+            if hasattr(signal, name):
+                signal.signal(getattr(signal, name), signal.SIG_IGN)
         bar.close()
         results.close()  # stops the worker processes now, wherever the interrupt landed
-        writer.close()
-        _error(f"interrupted after {writer.written} of {len(files)} files; finished results were kept")
-        ctx.exit(EXIT_INTERRUPTED)
+        if writer.keeps_partial:  # JSONL, or standard output
+            kept = "finished results were kept"
+            try:
+                writer.close(interrupted=True)
+            except OutputError as err:
+                kept = str(err)
+        else:  # docs/output.md: only a finished run writes a JSON, CSV or text file
+            writer.abort()
+            kept = (f"{display_path(output or '')} was left as it was (only a finished run writes "
+                    f"{fmt}; -f jsonl keeps results as they finish)")
+        _error(f"interrupted after {writer.written} of {len(files)} files; {kept}")
+        ctx.exit(128 + exc.signum if isinstance(exc, _Stopped) else EXIT_INTERRUPTED)
+    except OutputError as exc:
+        bar.close()
+        results.close()
+        writer.abort()
+        if output is None:
+            _silence_stdout()
+        _error(f"{exc}; stopped after {writer.written} of {len(files)} files")
+        ctx.exit(EXIT_SOME_FAILED)
     except BrokenPipeError:
         bar.close()
         results.close()
         sys.stderr.close()
         ctx.exit(EXIT_SOME_FAILED)
-    writer.close()
-    visuals.close()
     if not quiet and len(files) > 1:
         click.echo(f"genre-infer: classified {len(files) - failed} of {len(files)} files"
                    + (f"; {failed} failed" if failed else ""), err=True)

@@ -61,6 +61,16 @@ SMOOTHING_RADIUS = 2
 #: Seconds of audio decoded per block: long files never sit in memory whole.
 DECODE_BLOCK_S = 30.0
 
+#: Most samples (frames x channels) decoded in one block, whatever the rate and channel count
+#: a header claims (16 MB of float32).
+MAX_DECODE_BLOCK_SAMPLES = 1 << 22
+
+#: Input sample rates accepted (Hz), for files and arrays: outside them a header or a caller
+#: is not describing audio (a WAV claiming 1 Hz would take 16000x as many samples once
+#: resampled; ``sr=10**18`` would never finish resampling).
+MIN_INPUT_SR = 1000
+MAX_INPUT_SR = 768000
+
 #: Segments per onnxruntime call. Small on purpose: the default network's activations take
 #: about 70 MB per 3-s window, so 64 windows a call peaked at 1.8 GB; 4 costs no speed.
 BATCH_SIZE = 4

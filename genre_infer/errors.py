@@ -51,3 +51,7 @@ class SilentError(AudioError):
 
 class ModelError(GenreInferError):
     """The model file is missing, not ONNX, or not a genre-infer model."""
+
+
+class OutputError(GenreInferError):
+    """An output file or stream cannot be written (no such folder, permission denied, disk full)."""

@@ -143,34 +143,11 @@ class FeatureSpec:
         return spec
 
     def validate(self) -> None:
-        """Raise ``ValueError`` when parameters are inconsistent."""
-        if self.kind not in ("melgram", "mfcc"):
-            raise ValueError(f"unknown feature kind {self.kind!r}")
-        if self.compression not in ("log10_1p", "db", "ln"):
-            raise ValueError(f"unknown compression {self.compression!r}")
-        if self.mel_scale not in ("slaney", "kaldi"):
-            raise ValueError(f"unknown mel scale {self.mel_scale!r}")
-        if self.pad_mode not in ("constant", "reflect"):
-            raise ValueError(f"unknown pad mode {self.pad_mode!r}")
-        if self.win_length is not None and not 0 < int(self.win_length) <= int(self.n_fft):
-            raise ValueError("win_length must be in 1..n_fft")
-        if self.pad_mode == "reflect" and not int(self.hop_length) < int(self.n_fft) // 2:
-            raise ValueError("reflect padding needs hop_length < n_fft // 2")
-        if not 0.0 <= float(self.preemphasis) < 1.0:
-            raise ValueError("preemphasis must be in [0, 1)")
-        if self.cutoff_hz is not None and not 0.0 < float(self.cutoff_hz) <= self.sr / 2:
-            raise ValueError("cutoff_hz must be in (0, sr / 2]")
-        if self.compression == "ln" and not float(self.log_scale) > 0.0:
-            raise ValueError("the ln compression needs a positive offset (log_scale)")
-        for name in ("sr", "n_fft", "hop_length", "n_mels", "segment_frames"):
-            if int(getattr(self, name)) <= 0:
-                raise ValueError(f"{name} must be positive")
-        if self.kind == "mfcc" and not 0 < self.n_mfcc <= self.n_mels:
-            raise ValueError("n_mfcc must be in 1..n_mels")
-        if self.window_hop_s <= 0 or self.std <= 0:
-            raise ValueError("window_hop_s and std must be positive")
-        if self.level_db is not None and not -60.0 <= float(self.level_db) <= 0.0:
-            raise ValueError("level_db must be in -60..0 dBFS")
+        """Raise ``ValueError`` when a parameter has the wrong type, lies out of range, or
+        disagrees with another (the schema in :mod:`genre_infer.schema`)."""
+        from .schema import check_features
+
+        check_features(asdict(self))
 
 
 _OPTIONAL_FIELDS = ("level_db", "mel_scale", "win_length", "symmetric_window", "pad_mode", "preemphasis", "cutoff_hz")

@@ -50,6 +50,7 @@ import numpy as np
 from .constants import BATCH_SIZE, DEFAULT_MODEL_NAME, METADATA_FORMAT_VERSION, METADATA_KEY
 from .errors import GenreInferError, ModelError
 from .features import FeatureSpec
+from .schema import MAX_METADATA_BYTES, check_metadata
 
 __all__ = [
     "ModelInfo", "NetworkSpec", "TimelineSpec", "ExpertSpec", "GenreModel", "resolve_model_path", "available_models",
@@ -258,6 +259,7 @@ class ModelInfo:
                 f"({METADATA_FORMAT_VERSION}); upgrade genre-infer"
             )
         try:
+            check_metadata(meta, METADATA_FORMAT_VERSION)
             labels = tuple(str(x) for x in meta["labels"])
             spec = FeatureSpec.from_dict(dict(meta["features"]))
             info = cls(
@@ -479,10 +481,12 @@ class GenreModel:
         raw = self.session.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
         if raw is None:
             raise ModelError(f"{self.path}: an ONNX model, but not a genre-infer model (no metadata)")
+        if len(raw) > MAX_METADATA_BYTES:
+            raise ModelError(f"{self.path}: genre-infer metadata is larger than {MAX_METADATA_BYTES} bytes")
         try:
             meta = json.loads(raw)
-        except json.JSONDecodeError:
-            raise ModelError(f"{self.path}: genre-infer metadata is not valid JSON") from None
+        except (json.JSONDecodeError, RecursionError):
+            raise ModelError(f"{self.path}: genre-infer metadata is not valid JSON (or nested too deeply)") from None
         if not isinstance(meta, dict):
             raise ModelError(f"{self.path}: genre-infer metadata is not a JSON object")
         try:
@@ -569,6 +573,21 @@ class GenreModel:
             raise ModelError(f"{self.path}: stream output frames {frames} must be as wide as input past {past}")
         self.frame_dim = int(past[1])
 
+    def _run(self, outputs: list[str], feeds: dict[str, np.ndarray]) -> list[Any]:
+        """``session.run``, with a network that fails or answers in the wrong shape as a ModelError."""
+        try:
+            result = self.session.run(outputs, feeds)
+        except MemoryError:
+            raise
+        except Exception as exc:  # onnxruntime's own Fail/RuntimeException/... types
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ModelError(f"{self.path}: the network failed to run ({first[:160]})") from None
+        logits = result[0]
+        if getattr(logits, "ndim", 0) != 2 or logits.shape[1] != len(self.info.labels):
+            raise ModelError(f"{self.path}: the network returned logits of shape {getattr(logits, 'shape', '?')}, "
+                             f"not (windows, {len(self.info.labels)}) for its {len(self.info.labels)} labels")
+        return result
+
     @property
     def labels(self) -> tuple[str, ...]:
         """Genre names in output order."""
@@ -590,7 +609,7 @@ class GenreModel:
         out = []
         for i in range(0, len(windows), batch_size):
             batch = np.ascontiguousarray(windows[i : i + batch_size], dtype=np.float32)
-            out.append(self.session.run([self._output_name], {self._input_name: batch})[0])
+            out.append(self._run([self._output_name], {self._input_name: batch})[0])
         return np.concatenate(out, axis=0).astype(np.float32, copy=False)
 
     def sequence_logits(self, x: np.ndarray, starts: np.ndarray) -> np.ndarray:
@@ -600,7 +619,7 @@ class GenreModel:
         """
         feeds = {self._input_name: np.ascontiguousarray(x[None], dtype=np.float32),
                  self._starts_name: np.ascontiguousarray(starts, dtype=np.int64)}
-        return self.session.run([self._output_name], feeds)[0].astype(np.float32, copy=False)
+        return self._run([self._output_name], feeds)[0].astype(np.float32, copy=False)
 
     def stream_logits(
         self, x: np.ndarray, keep: tuple[int, int], past: np.ndarray, starts: np.ndarray,
@@ -612,7 +631,7 @@ class GenreModel:
                  "keep": np.asarray(keep, dtype=np.int64),
                  "past": np.ascontiguousarray(past, dtype=np.float32).reshape(-1, self.frame_dim),
                  "starts": np.ascontiguousarray(starts, dtype=np.int64)}
-        logits, frames = self.session.run(["logits", "frames"], feeds)
+        logits, frames = self._run(["logits", "frames"], feeds)
         return logits.astype(np.float32, copy=False), frames
 
     def calibrate(self, logits: np.ndarray) -> np.ndarray:

@@ -9,9 +9,12 @@ Schemas (``schema_version`` 1; documented in the README):
   columns ``file,row,start,end,genre,confidence,<one column per genre>``.
 - ``text``: for people; not a stable format.
 
-Streams that are files are written atomically (a temporary file renamed at
-the end), except JSONL, which is appended line by line so an interrupted run
-keeps every finished result.
+Files are written by :mod:`genre_infer.outfile` (docs/output.md): JSON, CSV and text
+go to a temporary file renamed over the output when the run finishes, so the output
+file holds a whole document or stays as it was (after an error or an interruption);
+JSONL is appended one whole line per input as each finishes, so an interrupted run
+keeps every finished result and never leaves half a line. A JSON document says whether
+its run was interrupted (``"interrupted"``; only standard output ever gets one that was).
 """
 
 from __future__ import annotations
@@ -21,11 +24,11 @@ import io
 import json
 import os
 import sys
-import tempfile
-from pathlib import Path
 from typing import IO, Any, Literal
 
 from .constants import OUTPUT_SCHEMA_VERSION
+from .errors import OutputError
+from .outfile import Sink, open_sink, os_reason
 from .result import Result
 
 __all__ = ["Format", "format_time", "render_text", "csv_rows", "csv_header", "Writer", "display_path"]
@@ -136,26 +139,33 @@ class Writer:
         self.results: list[dict[str, Any]] = []
         self.errors: list[dict[str, str]] = []
         self.written = 0  # results added so far
-        self._tmp: tempfile._TemporaryFileWrapper[str] | None = None
-        self._stream: IO[str]
+        self._closed = False
+        self._sink: Sink | None = None
+        self._stream: IO[str] | None = None
         if path is None:
             self._stream = sys.stdout
-        elif fmt == "jsonl":
-            self._stream = open(path, "w", encoding="utf-8", newline="")
         else:
-            target = Path(path).resolve()
-            self._tmp = tempfile.NamedTemporaryFile(
-                "w", encoding="utf-8", newline="", dir=target.parent, prefix=f".{target.name}.",
-                suffix=".part", delete=False,
-            )
-            self._stream = self._tmp
-        self._csv = csv.writer(self._stream, lineterminator="\n") if fmt == "csv" else None
-        if self._csv is not None:
-            self._csv.writerow(csv_header(labels))
+            self._sink = open_sink(path, append=fmt == "jsonl")
+        self._streamed = self._sink is None or self._sink.in_place
+        self._header = fmt == "csv"  # written with the first output, so opening never writes
 
     def _emit(self, text: str) -> None:
-        self._stream.write(text)
-        self._stream.flush()
+        if self._header:
+            self._header = False
+            buf = io.StringIO()
+            csv.writer(buf, lineterminator="\n").writerow(csv_header(self.labels))
+            self._emit(buf.getvalue())
+        if self._sink is not None:
+            self._sink.write(text)
+            return
+        assert self._stream is not None
+        try:
+            self._stream.write(text)
+            self._stream.flush()
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            raise OutputError(f"cannot write standard output: {os_reason(exc)}") from None
 
     def add(self, result: Result) -> None:
         """Record one result (written at once for streaming formats)."""
@@ -182,22 +192,42 @@ class Writer:
             self._emit(json.dumps({"schema_version": OUTPUT_SCHEMA_VERSION, **entry}, ensure_ascii=False) + "\n")
         self.errors.append(entry)
 
-    def close(self) -> None:
-        """Finish the document and move a file output into place."""
+    def close(self, *, interrupted: bool = False) -> None:
+        """Finish the document and move a file output into place.
+
+        ``interrupted``: the run stopped early. A JSON/CSV/text file is then left as it was
+        (see :meth:`abort`); JSONL keeps the lines written; standard output gets the JSON
+        document of the finished results, marked ``"interrupted": true``.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        if interrupted and not self.keeps_partial:
+            self.abort()
+            return
+        if self._header:
+            self._emit("")
         if self.fmt == "json":
-            doc = {"schema_version": OUTPUT_SCHEMA_VERSION, "model": self.model,
+            doc = {"schema_version": OUTPUT_SCHEMA_VERSION, "model": self.model, "interrupted": interrupted,
                    "results": self.results, "errors": self.errors}
             self._emit(json.dumps(doc, ensure_ascii=False, indent=2) + "\n")
-        if self._tmp is not None:
-            self._tmp.close()
-            os.replace(self._tmp.name, self.path)  # type: ignore[arg-type]
-            self._tmp = None
-        elif self.path is not None:
-            self._stream.close()
+        if self._sink is not None:
+            self._sink.commit()
+            self._sink = None
 
     def abort(self) -> None:
-        """Drop an unfinished temporary file."""
-        if self._tmp is not None:
-            self._tmp.close()
-            os.unlink(self._tmp.name)
-            self._tmp = None
+        """Drop an unfinished document: a file output stays as it was (what was streamed stays)."""
+        self._closed = True
+        if self._sink is not None:
+            if self._sink.in_place:
+                self._sink.commit()  # appended whole lines: they are kept
+            else:
+                self._sink.discard()
+            self._sink = None
+
+    @property
+    def keeps_partial(self) -> bool:
+        """Whether an interrupted run still delivers its finished results: what goes out as it
+        comes (standard output, JSONL, a device, FIFO or descriptor) does; a file replaced at
+        the end does not (it is left as it was)."""
+        return self._streamed

@@ -8,10 +8,14 @@ timeline an inline SVG, and the data the same JSON the CLI writes.
 from __future__ import annotations
 
 import base64
+import hashlib
 import html
+import io
 import json
 import os
+import re
 import struct
+import urllib.parse
 import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
@@ -19,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Iterable
 import numpy as np
 
 from . import audio as audio_mod
+from .errors import GenreInferError
 from .features import FeatureSpec, FeatureStream
 from .output import display_path, format_time
 from .result import Result
@@ -27,8 +32,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
 
 __all__ = [
-    "display_melgram", "genre_colours", "plot_timeline", "save_plot", "html_report", "html_index",
-    "PlotUnavailableError",
+    "display_melgram", "genre_colours", "plot_timeline", "plot_bytes", "save_plot", "html_report", "html_index",
+    "audio_for_html", "file_href", "script_json", "PlotUnavailableError",
 ]
 
 #: Display melgram: 16 kHz, 64 bands, pooled to this many columns per second.
@@ -42,8 +47,17 @@ _MAGMA = np.array([[0, 0, 4], [40, 11, 84], [101, 21, 110], [159, 42, 99], [212,
                    [245, 125, 21], [250, 193, 39], [252, 255, 164]], dtype=np.float64)
 
 
+#: Largest audio file embedded in a report (base64 makes it a third larger, and the page
+#: is built in memory); larger files are linked instead (``--html-audio link``).
+MAX_EMBED_BYTES = 200_000_000
+
+
 class PlotUnavailableError(ImportError):
     """matplotlib is not installed."""
+
+
+class ReportError(GenreInferError):
+    """A report cannot be made for this input (e.g. its audio is too large to embed)."""
 
 
 def genre_colours(labels: Iterable[str]) -> dict[str, str]:
@@ -177,14 +191,29 @@ def plot_timeline(
     ax_prob.set_xlabel("time (m:ss)")
     handles = [Patch(color=colours[result.labels[i]], label=result.labels[i]) for i in order]
     fig.legend(handles=handles, loc="outside right center", frameon=False)
+    from matplotlib.text import Text
+
+    for text in fig.findobj(Text):  # file names and labels are shown as written: no $mathtext$, no TeX
+        text.set_parse_math(False)
+        text.set_usetex(False)
     return fig
 
 
+def plot_bytes(result: Result, ext: str = ".png", *, melgram: np.ndarray | None = None,
+               audio: Any = None, sr: int | None = None) -> bytes:
+    """:func:`plot_timeline` encoded as ``ext`` (``.png``, ``.svg``, ``.pdf``, ...: matplotlib's formats)."""
+    fig = plot_timeline(result, audio, sr, melgram=melgram)
+    buf = io.BytesIO()
+    fig.savefig(buf, format=ext.lstrip(".").lower() or "png", dpi=110)
+    return buf.getvalue()
+
+
 def save_plot(result: Result, path: str | os.PathLike[str], audio: Any = None, sr: int | None = None) -> Path:
-    """Write :func:`plot_timeline` to ``path`` (.png, .svg or .pdf, by its suffix)."""
+    """Write :func:`plot_timeline` to ``path`` (.png, .svg or .pdf, by its suffix), whole or not at all."""
+    from .outfile import write_bytes
+
     path = Path(path)
-    fig = plot_timeline(result, audio, sr)
-    fig.savefig(path, dpi=110)
+    write_bytes(path, plot_bytes(result, path.suffix or ".png", audio=audio, sr=sr))
     return path
 
 
@@ -192,25 +221,129 @@ _MIME = {".mp3": "audio/mpeg", ".wav": "audio/wav", ".wave": "audio/wav", ".flac
          ".ogg": "audio/ogg", ".oga": "audio/ogg", ".opus": "audio/ogg", ".m4a": "audio/mp4",
          ".aac": "audio/aac", ".mp4": "audio/mp4", ".webm": "audio/webm"}
 
-_TEMPLATE = """<!DOCTYPE html>
+#: The report's stylesheet and script: constant, so the page's Content-Security-Policy can
+#: allow exactly them (by hash) and nothing else. Every string from a file name or a model
+#: reaches the page through ``textContent`` or an attribute set from script, never as markup.
+_STYLE = """
+body { font: 15px/1.45 system-ui, sans-serif; margin: 24px auto; max-width: 1100px; padding: 0 16px; color: #222; }
+h1 { font-size: 20px; margin: 0 0 4px; word-break: break-all; }
+.verdict { font-size: 17px; margin: 0 0 12px; }
+audio { width: 100%; margin: 8px 0; }
+#timeline { width: 100%; display: block; cursor: pointer; user-select: none; }
+#now { font-size: 16px; margin: 6px 0 10px; min-height: 1.4em; }
+#tip { position: fixed; pointer-events: none; background: rgba(255,255,255,.96); border: 1px solid #bbb;
+       border-radius: 4px; padding: 6px 8px; font-size: 13px; display: none; box-shadow: 0 2px 6px rgba(0,0,0,.15); }
+.sw { display: inline-block; width: 10px; height: 10px; margin-right: 5px; border-radius: 2px; }
+.legend span { margin-right: 14px; white-space: nowrap; }
+ol.sections li { cursor: pointer; } ol.sections li:hover { text-decoration: underline; }
+.meta { color: #777; font-size: 13px; }
+table { border-collapse: collapse; width: 100%; } td, th { text-align: left; padding: 4px 10px; border-bottom: 1px solid #eee; }
+""" + "".join(f".c{i} {{ background: {c}; }}\n" for i, c in enumerate(_PALETTE)) + ".cx { background: #ddd; }\n"
+
+_SCRIPT = """
+(function () {
+  "use strict";
+  const data = JSON.parse(document.getElementById("genre-data").textContent);
+  const view = JSON.parse(document.getElementById("genre-view").textContent);
+  const colours = view.colours, mel = view.melgram;
+  const colour = g => Object.prototype.hasOwnProperty.call(colours, g) ? colours[g] : "#ddd";
+  const svg = document.getElementById("timeline"), player = document.getElementById("player");
+  const NS = "http://www.w3.org/2000/svg", W = 1000, MEL_H = 150, STRIP_Y = 156, STRIP_H = 22, PROB_Y = 184, PROB_H = 110;
+  const dur = data.duration, X = t => t / dur * W;
+  const el = (name, attrs, parent) => { const e = document.createElementNS(NS, name);
+    for (const k in attrs) e.setAttribute(k, attrs[k]); (parent || svg).appendChild(e); return e; };
+  const node = (tag, text, parent) => { const e = document.createElement(tag);
+    if (text !== undefined) e.textContent = text; if (parent) parent.appendChild(e); return e; };
+  const swatch = (g, parent) => { const i = node("i", undefined, parent); i.className = "sw";
+    i.style.background = colour(g); return i; };
+  const fmt = s => { s = Math.round(s); const h = Math.floor(s / 3600), m = Math.floor(s % 3600 / 60), ss = s % 60;
+    return (h ? h + ":" + String(m).padStart(2, "0") : m) + ":" + String(ss).padStart(2, "0"); };
+  el("image", { href: mel, x: 0, y: 0, width: W, height: MEL_H, preserveAspectRatio: "none" });
+  for (const row of data.timeline)
+    el("rect", { x: X(row.start), y: STRIP_Y, width: Math.max(X(row.end) - X(row.start), 0.5), height: STRIP_H,
+                 fill: colour(row.genre), "data-genre": row.genre });
+  const genres = Object.keys(data.probabilities).sort((a, b) => data.probabilities[b] - data.probabilities[a]);
+  for (const g of genres.slice().reverse()) {
+    const pts = data.timeline.map(r => X((r.start + r.end) / 2).toFixed(2) + "," +
+      (PROB_Y + PROB_H * (1 - r.probabilities[g])).toFixed(2)).join(" ");
+    el("polyline", { points: pts, fill: "none", stroke: colour(g), "stroke-width": g === genres[0] ? 2.2 : 1.1,
+                     "vector-effect": "non-scaling-stroke" });
+  }
+  const cursor = el("line", { id: "cursor", x1: 0, x2: 0, y1: 0, y2: 300, stroke: "#fff", "stroke-width": 2,
+                              "vector-effect": "non-scaling-stroke" });
+  el("line", { x1: 0, x2: W, y1: PROB_Y + PROB_H, y2: PROB_Y + PROB_H, stroke: "#ccc", "vector-effect": "non-scaling-stroke" });
+  const legend = document.getElementById("legend");
+  for (const g of genres) {
+    const span = node("span", undefined, legend);
+    swatch(g, span);
+    span.appendChild(document.createTextNode(g + " " + (100 * data.probabilities[g]).toFixed(0) + "%"));
+  }
+  const list = document.getElementById("sections");
+  for (const s of data.sections) {
+    const li = node("li", undefined, list);
+    swatch(s.genre, li);
+    li.appendChild(document.createTextNode(fmt(s.start) + "\u2013" + fmt(s.end) + " "));
+    node("b", s.genre, li);
+    li.appendChild(document.createTextNode(" " + s.confidence.toFixed(2)));
+    li.addEventListener("click", () => { player.currentTime = s.start; });
+  }
+  const rowAt = t => data.timeline[Math.min(data.timeline.length - 1, Math.max(0, Math.floor(t / data.timeline[0].end || 0)))];
+  const now = document.getElementById("now");
+  const nowTime = node("span"), nowGenre = node("b"), nowConf = node("span");
+  nowTime.id = "now-time"; nowGenre.id = "now-genre"; nowConf.id = "now-conf";
+  now.append(nowTime, " \u2014 ", nowGenre, " ", nowConf);
+  function show(t) {
+    cursor.setAttribute("x1", X(t)); cursor.setAttribute("x2", X(t));
+    const r = rowAt(t);
+    nowTime.textContent = fmt(t);
+    nowGenre.textContent = r.genre;
+    nowGenre.style.color = Object.prototype.hasOwnProperty.call(colours, r.genre) ? colours[r.genre] : "#555";
+    nowConf.textContent = r.confidence.toFixed(2);
+    svg.dataset.cursorTime = t;
+  }
+  const timeAt = ev => { const b = svg.getBoundingClientRect(); return Math.min(dur, Math.max(0, (ev.clientX - b.left) / b.width * dur)); };
+  svg.addEventListener("click", ev => { const t = timeAt(ev); player.currentTime = t; show(t); });
+  const tip = document.getElementById("tip");
+  svg.addEventListener("mousemove", ev => {
+    const r = rowAt(timeAt(ev));
+    tip.replaceChildren();
+    node("b", fmt(r.start) + "\u2013" + fmt(r.end), tip);
+    for (const [g, p] of Object.entries(r.probabilities).sort((a, b) => b[1] - a[1]).slice(0, 5)) {
+      const div = node("div", undefined, tip);
+      swatch(g, div);
+      div.appendChild(document.createTextNode(g + " " + p.toFixed(2)));
+    }
+    tip.style.display = "block"; tip.style.left = (ev.clientX + 14) + "px"; tip.style.top = (ev.clientY + 14) + "px";
+  });
+  svg.addEventListener("mouseleave", () => { tip.style.display = "none"; });
+  player.addEventListener("timeupdate", () => show(player.currentTime));
+  player.addEventListener("seeked", () => show(player.currentTime));
+  (function tick() { if (!player.paused) show(player.currentTime); requestAnimationFrame(tick); })();
+  show(0);
+})();
+"""
+
+
+def _csp_hash(text: str) -> str:
+    return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode("utf-8")).digest()).decode("ascii") + "'"
+
+
+#: No remote sources, no inline handlers, no other script or style than the page's own:
+#: images and audio come from data: URLs or local files beside the page.
+_CSP_REPORT = (f"default-src 'none'; script-src {_csp_hash(_SCRIPT)}; style-src {_csp_hash(_STYLE)}; "
+               "img-src data:; media-src data: 'self' file:; base-uri 'none'; form-action 'none'")
+_CSP_INDEX = f"default-src 'none'; style-src {_csp_hash(_STYLE)}; base-uri 'none'; form-action 'none'"
+
+_HEAD = """<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="{csp}">
+<meta name="referrer" content="no-referrer">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{title} — genre-infer</title>
-<style>
-body {{ font: 15px/1.45 system-ui, sans-serif; margin: 24px auto; max-width: 1100px; padding: 0 16px; color: #222; }}
-h1 {{ font-size: 20px; margin: 0 0 4px; word-break: break-all; }}
-.verdict {{ font-size: 17px; margin: 0 0 12px; }}
-audio {{ width: 100%; margin: 8px 0; }}
-#timeline {{ width: 100%; display: block; cursor: pointer; user-select: none; }}
-#now {{ font-size: 16px; margin: 6px 0 10px; min-height: 1.4em; }}
-#tip {{ position: fixed; pointer-events: none; background: rgba(255,255,255,.96); border: 1px solid #bbb;
-        border-radius: 4px; padding: 6px 8px; font-size: 13px; display: none; box-shadow: 0 2px 6px rgba(0,0,0,.15); }}
-.sw {{ display: inline-block; width: 10px; height: 10px; margin-right: 5px; border-radius: 2px; }}
-.legend span {{ margin-right: 14px; white-space: nowrap; }}
-ol.sections li {{ cursor: pointer; }} ol.sections li:hover {{ text-decoration: underline; }}
-.meta {{ color: #777; font-size: 13px; }}
-</style></head><body>
-<h1>{title}</h1>
+<title>{title}</title>
+<style>{style}</style></head><body>
+"""
+
+_TEMPLATE = """<h1>{title}</h1>
 <p class="verdict">{verdict}</p>
 <audio id="player" controls preload="auto" src="{audio_src}"></audio>
 <div id="now"></div>
@@ -221,70 +354,42 @@ ol.sections li {{ cursor: pointer; }} ol.sections li:hover {{ text-decoration: u
 <p class="meta">{meta}</p>
 <div id="tip"></div>
 <script id="genre-data" type="application/json">{data}</script>
-<script>
-(function () {{
-  const data = JSON.parse(document.getElementById("genre-data").textContent);
-  const colours = {colours};
-  const mel = "{mel_png}";
-  const svg = document.getElementById("timeline"), player = document.getElementById("player");
-  const NS = "http://www.w3.org/2000/svg", W = 1000, MEL_H = 150, STRIP_Y = 156, STRIP_H = 22, PROB_Y = 184, PROB_H = 110;
-  const dur = data.duration, X = t => t / dur * W;
-  const el = (name, attrs, parent) => {{ const e = document.createElementNS(NS, name);
-    for (const k in attrs) e.setAttribute(k, attrs[k]); (parent || svg).appendChild(e); return e; }};
-  const fmt = s => {{ s = Math.round(s); const h = Math.floor(s / 3600), m = Math.floor(s % 3600 / 60), ss = s % 60;
-    return (h ? h + ":" + String(m).padStart(2, "0") : m) + ":" + String(ss).padStart(2, "0"); }};
-  el("image", {{ href: mel, x: 0, y: 0, width: W, height: MEL_H, preserveAspectRatio: "none" }});
-  for (const row of data.timeline)
-    el("rect", {{ x: X(row.start), y: STRIP_Y, width: Math.max(X(row.end) - X(row.start), 0.5), height: STRIP_H,
-                 fill: colours[row.genre] || "#ddd", "data-genre": row.genre }});
-  const genres = Object.keys(data.probabilities).sort((a, b) => data.probabilities[b] - data.probabilities[a]);
-  for (const g of genres.slice().reverse()) {{
-    const pts = data.timeline.map(r => X((r.start + r.end) / 2).toFixed(2) + "," +
-      (PROB_Y + PROB_H * (1 - r.probabilities[g])).toFixed(2)).join(" ");
-    el("polyline", {{ points: pts, fill: "none", stroke: colours[g], "stroke-width": g === genres[0] ? 2.2 : 1.1,
-                     "vector-effect": "non-scaling-stroke" }});
-  }}
-  const cursor = el("line", {{ id: "cursor", x1: 0, x2: 0, y1: 0, y2: 300, stroke: "#fff", "stroke-width": 2,
-                               "vector-effect": "non-scaling-stroke" }});
-  el("line", {{ x1: 0, x2: W, y1: PROB_Y + PROB_H, y2: PROB_Y + PROB_H, stroke: "#ccc", "vector-effect": "non-scaling-stroke" }});
-  const legend = document.getElementById("legend");
-  for (const g of genres) legend.insertAdjacentHTML("beforeend",
-    `<span><i class="sw" style="background:${{colours[g]}}"></i>${{g}} ${{(100 * data.probabilities[g]).toFixed(0)}}%</span>`);
-  const list = document.getElementById("sections");
-  for (const s of data.sections) {{
-    const li = document.createElement("li");
-    li.innerHTML = `<i class="sw" style="background:${{colours[s.genre] || "#ddd"}}"></i>${{fmt(s.start)}}–${{fmt(s.end)}} ` +
-      `<b>${{s.genre}}</b> ${{s.confidence.toFixed(2)}}`;
-    li.onclick = () => {{ player.currentTime = s.start; }};
-    list.appendChild(li);
-  }}
-  const rowAt = t => data.timeline[Math.min(data.timeline.length - 1, Math.max(0, Math.floor(t / data.timeline[0].end || 0)))];
-  const now = document.getElementById("now");
-  function show(t) {{
-    cursor.setAttribute("x1", X(t)); cursor.setAttribute("x2", X(t));
-    const r = rowAt(t);
-    now.innerHTML = `<span id="now-time">${{fmt(t)}}</span> — <b id="now-genre" style="color:${{colours[r.genre] || "#555"}}">` +
-      `${{r.genre}}</b> <span id="now-conf">${{r.confidence.toFixed(2)}}</span>`;
-    svg.dataset.cursorTime = t;
-  }}
-  const timeAt = ev => {{ const b = svg.getBoundingClientRect(); return Math.min(dur, Math.max(0, (ev.clientX - b.left) / b.width * dur)); }};
-  svg.addEventListener("click", ev => {{ const t = timeAt(ev); player.currentTime = t; show(t); }});
-  const tip = document.getElementById("tip");
-  svg.addEventListener("mousemove", ev => {{
-    const r = rowAt(timeAt(ev));
-    const probs = Object.entries(r.probabilities).sort((a, b) => b[1] - a[1]).slice(0, 5)
-      .map(([g, p]) => `<div><i class="sw" style="background:${{colours[g]}}"></i>${{g}} ${{p.toFixed(2)}}</div>`).join("");
-    tip.innerHTML = `<b>${{fmt(r.start)}}–${{fmt(r.end)}}</b>${{probs}}`;
-    tip.style.display = "block"; tip.style.left = (ev.clientX + 14) + "px"; tip.style.top = (ev.clientY + 14) + "px";
-  }});
-  svg.addEventListener("mouseleave", () => {{ tip.style.display = "none"; }});
-  player.addEventListener("timeupdate", () => show(player.currentTime));
-  player.addEventListener("seeked", () => show(player.currentTime));
-  (function tick() {{ if (!player.paused) show(player.currentTime); requestAnimationFrame(tick); }})();
-  show(0);
-}})();
-</script></body></html>
+<script id="genre-view" type="application/json">{view}</script>
+<script>{script}</script></body></html>
 """
+
+
+def script_json(value: Any) -> str:
+    """JSON that is safe inside a ``<script>`` element: ``<``, ``>`` and ``&`` (and the two JavaScript
+    line separators) written as ``\\uXXXX`` escapes, so no ``</script>`` or ``<!--`` can occur."""
+    text = json.dumps(value, ensure_ascii=False, allow_nan=False)
+    for ch in ("<", ">", "&", "\u2028", "\u2029"):
+        text = text.replace(ch, f"\\u{ord(ch):04x}")
+    return text
+
+
+def file_href(target: str | os.PathLike[str], page_folder: str | os.PathLike[str]) -> str:
+    """The URL by which a page in ``page_folder`` reaches the file ``target``: relative, and every
+    path segment percent-encoded from the name's bytes, so no name can become a scheme
+    (``javascript:``), a query, a fragment or markup.
+
+    Only where no relative path exists (another drive on Windows) is it a ``file:`` URL.
+    """
+    target_abs, folder_abs = Path(target).resolve(), Path(page_folder).resolve()
+    try:
+        rel = os.path.relpath(target_abs, folder_abs)
+    except ValueError:
+        return target_abs.as_uri()
+    return "/".join(urllib.parse.quote(os.fsencode(part), safe="") for part in Path(rel).parts)
+
+
+def _checked_src(src: str) -> str:
+    """A caller's ``audio_src``: a relative URL or a ``file:`` URL; anything else is refused."""
+    parts = urllib.parse.urlsplit(src)
+    if parts.scheme not in ("", "file") or (parts.netloc and parts.scheme != "file") or any(
+            ord(c) < 0x21 for c in src):
+        raise ValueError(f"audio_src must be a relative URL of a file (see report.file_href), not {src!r}")
+    return src
 
 
 def html_report(
@@ -323,51 +428,65 @@ def html_report(
         src = audio if audio is not None else result.source
         melgram = display_melgram(src, sr) if src is not None else np.zeros((64, 1), np.float32)
     if audio_bytes is not None:
+        if not re.fullmatch(r"audio/[A-Za-z0-9.+-]+", audio_mime):
+            raise ValueError(f"audio_mime must be an audio/... type, not {audio_mime!r}")
         player_src = f"data:{audio_mime};base64,{base64.b64encode(audio_bytes).decode('ascii')}"
     else:
-        player_src = audio_src or ""
+        player_src = _checked_src(audio_src) if audio_src else ""
     d = result.to_dict()
     if result.source is not None:
         d["file"] = display_path(result.source)
-    data = json.dumps(d, ensure_ascii=False).replace("</", "<\\/")
     name = Path(d["file"]).name if d["file"] else "audio"
-    return _TEMPLATE.format(
+    view = {"colours": genre_colours(result.labels),
+            "melgram": "data:image/png;base64," + base64.b64encode(_png(melgram)).decode("ascii")}
+    head = _HEAD.format(csp=_CSP_REPORT, title=html.escape(f"{name} — genre-infer"), style=_STYLE)
+    return head + _TEMPLATE.format(
         title=html.escape(name),
         verdict=html.escape(_verdict_text(result)),
         audio_src=html.escape(player_src, quote=True),
         meta=html.escape(f"{format_time(result.duration)} · model {result.model_name} {result.model_version} · "
                          "made by genre-infer"),
-        data=data,
-        colours=json.dumps(genre_colours(result.labels)),
-        mel_png="data:image/png;base64," + base64.b64encode(_png(melgram)).decode("ascii"),
+        data=script_json(d),
+        view=script_json(view),
+        script=_SCRIPT,
     )
 
 
 def audio_for_html(path: str | os.PathLike[str], mode: str, report_path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Keyword arguments of :func:`html_report` for an audio file: embedded or linked."""
+    """Keyword arguments of :func:`html_report` for an audio file: embedded, or linked by a
+    relative, percent-encoded URL (:func:`file_href`)."""
     path = Path(path)
     if mode == "embed":
+        size = path.stat().st_size
+        if size > MAX_EMBED_BYTES:
+            raise ReportError(f"too large to embed in the report ({size / 1e6:.0f} MB; at most "
+                              f"{MAX_EMBED_BYTES / 1e6:.0f} MB): use --html-audio link")
         return {"audio_bytes": path.read_bytes(), "audio_mime": _MIME.get(path.suffix.lower(), "audio/mpeg")}
-    rel = os.path.relpath(path.resolve(), Path(report_path).resolve().parent)
-    return {"audio_src": Path(rel).as_posix()}
+    return {"audio_src": file_href(path, Path(report_path).resolve().parent)}
 
 
 def html_index(entries: list[tuple[str, str, Result]]) -> str:
-    """An index page linking several reports: ``(report href, display name, result)`` per song."""
-    colours = genre_colours(entries[0][2].labels) if entries else {}
+    """An index page linking several reports: ``(report file name, display name, result)`` per song.
+
+    The report's file name (beside the index) is linked by :func:`file_href`'s encoding; every
+    name is text on the page, and the page runs no script.
+    """
+    slots = {g: i % len(_PALETTE) for i, g in enumerate(entries[0][2].labels)} if entries else {}
+
+    def href(name: str) -> str:
+        return "/".join(urllib.parse.quote(os.fsencode(part), safe="") for part in Path(name).parts)
+
+    def swatch(genre: str) -> str:
+        return f'<i class="sw c{slots[genre]}"></i>' if genre in slots else '<i class="sw cx"></i>'
+
     rows = "\n".join(
-        f'<tr><td><a href="{html.escape(href, quote=True)}">{html.escape(name)}</a></td>'
-        f'<td>{format_time(r.duration)}</td><td><i class="sw" style="background:{colours.get(r.genre, "#ddd")}"></i>'
+        f'<tr><td><a href="{html.escape(href(file), quote=True)}">{html.escape(name)}</a></td>'
+        f"<td>{format_time(r.duration)}</td><td>{swatch(r.genre)}"
         f"{html.escape(r.genre)} {r.confidence:.0%}</td>"
         f"<td>{html.escape(' · '.join(f'{format_time(s.start)} {s.genre}' for s in r.sections))}</td></tr>"
-        for href, name, r in entries
+        for file, name, r in entries
     )
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>genre-infer reports</title>
-<style>body {{ font: 15px/1.45 system-ui, sans-serif; margin: 24px auto; max-width: 1100px; padding: 0 16px; }}
-table {{ border-collapse: collapse; width: 100%; }} td, th {{ text-align: left; padding: 4px 10px; border-bottom: 1px solid #eee; }}
-.sw {{ display: inline-block; width: 10px; height: 10px; margin-right: 5px; border-radius: 2px; }}</style></head>
-<body><h1>genre-infer: {len(entries)} songs</h1>
+    return _HEAD.format(csp=_CSP_INDEX, title="genre-infer reports", style=_STYLE) + f"""<h1>genre-infer: {len(entries)} songs</h1>
 <table><tr><th>song</th><th>length</th><th>genre</th><th>sections</th></tr>
 {rows}
 </table></body></html>

@@ -7,6 +7,7 @@ skips with the reason where either is absent. `.ci/run` installs both.
 import json
 import re
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,15 @@ pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not instal
 ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync",
         "--autoplay-policy=no-user-gesture-required"]
+
+
+def wait_until(page, expression: str, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
+    """Poll ``expression`` from outside the page: the page's CSP forbids the eval behind
+    Playwright's ``wait_for_function``."""
+    deadline = time.monotonic() + timeout
+    while not page.evaluate(expression):
+        assert time.monotonic() < deadline, f"timed out waiting for {expression}"
+        time.sleep(0.05)
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +58,7 @@ def test_report_plays_seeks_and_follows(report: tuple[Path, dict]) -> None:
         box = page.locator("#timeline").bounding_box()
         assert box is not None
         page.mouse.click(box["x"] + 0.75 * box["width"], box["y"] + box["height"] / 2)
-        page.wait_for_function("Math.abs(document.getElementById('player').currentTime - 15) < 0.3")
+        wait_until(page, "Math.abs(document.getElementById('player').currentTime - 15) < 0.3")
         assert page.inner_text("#now-genre") == result["timeline"][15]["genre"] == "high"
         x = float(page.get_attribute("#cursor", "x1") or "nan")
         assert abs(x - 750) < 15
@@ -59,7 +69,7 @@ def test_report_plays_seeks_and_follows(report: tuple[Path, dict]) -> None:
 
         page.mouse.click(box["x"] + 0.1 * box["width"], box["y"] + box["height"] / 2)  # 2 s in
         page.evaluate("document.getElementById('player').play()")
-        page.wait_for_function("document.getElementById('player').currentTime > 2.6", timeout=10000)
+        wait_until(page, "document.getElementById('player').currentTime > 2.6")
         page.evaluate("document.getElementById('player').pause()")
         t = page.evaluate("document.getElementById('player').currentTime")
         x = float(page.get_attribute("#cursor", "x1") or "nan")

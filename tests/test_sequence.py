@@ -96,7 +96,7 @@ def test_sequence_metadata_round_trip_and_refusals(toy_sequence_model: Path) -> 
     for bad, msg in [
         ({**meta, "format_version": 1}, "format 2"),
         ({**meta, "network": {"layout": "spiral"}}, "layout"),
-        ({**meta, "network": {"layout": "sequence", "context_frames": -1}}, "negative"),
+        ({**meta, "network": {"layout": "sequence", "context_frames": -1}}, r"context_frames must be an integer in 0\.\."),
         ({**meta, "network": {"layout": "sequence", "dilation": 2}}, "unknown network"),
     ]:
         with pytest.raises(ModelError, match=msg):
