@@ -250,7 +250,10 @@ class Classify:
         try:
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
-            return _classify_one(tmp, self.classifier)
+            status, payload = _classify_one(tmp, self.classifier)
+            if status == "error":  # ffmpeg names the file it read: the copy, which the user never saw
+                payload = payload.replace(tmp, name)
+            return status, payload
         finally:
             os.unlink(tmp)
 
@@ -319,8 +322,8 @@ class LibrarySummary(NamedTuple):
 
     files: int  #: audio files in the source
     skipped: int  #: already in the output (resume), not classified again
-    classified: int  #: rows written by this run
-    failed: int  #: of those, files that could not be classified (rows with ``error``)
+    classified: int  #: files classified by this run (a row each, failed or not)
+    failed: int  #: files of the source whose row in the output has an ``error`` (this run or before)
     failures: list[tuple[str, str]]  #: ``(path, error)`` of those files
 
 
@@ -401,12 +404,22 @@ def classify_library(
         n, v = sorted(other)[0]
         raise GenreInferError(f"{dest} holds results of model {n} {v}, not {ident[0]} {ident[1]}: "
                               "choose another output folder")
-    todo = [f for f in files if display_path(f) not in done]
-    if not todo:
-        return LibrarySummary(len(files), len(files), 0, 0, [])
+    names = [display_path(f) for f in files]
+    todo = [f for f, name in zip(files, names) if name not in done]
+    if todo:
+        _run(ray, todo, dest, address=address, payload=payload, concurrency=concurrency,
+             gpus=float(num_gpus_per_actor), threads=threads, batch_size=batch_size, top_k=top_k)
+    rows = _errors_of(dest, set(names))
+    failures = sorted((p, e) for p, e in rows.items() if e is not None)
+    return LibrarySummary(len(files), len(files) - len(todo), len(todo), len(failures), failures)
+
+
+def _run(ray: Any, todo: list[str], dest: str, *, address: str | None, payload: str | bytes | None,
+         concurrency: int | tuple[int, int] | None, gpus: float, threads: int, batch_size: int,
+         top_k: int) -> None:
+    """Classify ``todo`` on Ray into Parquet files in ``dest``."""
     if not ray.is_initialized():
         ray.init(address=address)
-    gpus = float(num_gpus_per_actor)
     size = concurrency if concurrency is not None else _default_concurrency(ray, threads, gpus)
     pool = (ray.data.ActorPoolStrategy(min_size=size[0], max_size=size[1]) if isinstance(size, tuple)
             else ray.data.ActorPoolStrategy(size=size))
@@ -421,16 +434,12 @@ def classify_library(
     fs, root = _filesystem(dest)
     fs.create_dir(root, recursive=True)
     # writes are light: they must not wait for the CPUs the actors hold
-    rows.write_parquet(root, filesystem=fs, ray_remote_args={"num_cpus": 0})
-    todo_set = {display_path(f) for f in todo}
-    written = _rows_of(dest, todo_set)
-    failures = sorted((p, e) for p, e in written if e is not None)
-    return LibrarySummary(len(files), len(files) - len(todo), len(written), len(failures), failures)
+    rows.write_parquet(root, filesystem=fs)
 
 
-def _rows_of(dest: str, paths: set[str]) -> list[tuple[str, str | None]]:
-    """``(path, error)`` of the rows in ``dest`` for ``paths``."""
+def _errors_of(dest: str, paths: set[str]) -> dict[str, str | None]:
+    """``{path: error}`` of the rows in ``dest`` for ``paths`` (``None``: classified)."""
     fs, root = _filesystem(dest)
     table = pq.read_table(root, columns=["path", "error"], filesystem=fs)
-    return [(p, e) for p, e in zip(table.column("path").to_pylist(), table.column("error").to_pylist())
-            if p in paths]
+    return {p: e for p, e in zip(table.column("path").to_pylist(), table.column("error").to_pylist())
+            if p in paths}
