@@ -52,6 +52,7 @@ RAY_MISSING = "Ray is not installed: pip install 'genre-infer[ray]'"
 BATCHES_PER_BLOCK = 4
 #: Environment of the actors: numpy's BLAS threads fought onnxruntime's for the cores
 #: (see genre_infer.cli), so they get one, as ``genre-infer`` gives its workers.
+WRITERS = 2
 ACTOR_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
@@ -434,7 +435,7 @@ def _run(ray: Any, todo: list[str], dest: str, *, address: str | None, payload: 
     fs, root = _filesystem(dest)
     fs.create_dir(root, recursive=True)
     # writes are light: they must not wait for the CPUs the actors hold
-    rows.write_parquet(root, filesystem=fs)
+    rows.write_parquet(root, filesystem=fs, ray_remote_args={"num_cpus": 0}, concurrency=WRITERS)
 
 
 def _errors_of(dest: str, paths: set[str]) -> dict[str, str | None]:
