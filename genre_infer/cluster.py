@@ -339,7 +339,7 @@ def classify_library(
     source: str | os.PathLike[str] | Iterable[str | os.PathLike[str]], dest: str | os.PathLike[str], *,
     model: str | os.PathLike[str] | None = None, concurrency: int | tuple[int, int] | None = None,
     num_gpus_per_actor: float = 0, threads: int = 1, batch_size: int = 16, top_k: int = 3,
-    resume: bool = True, address: str | None = None,
+    timeline: bool = True, resume: bool = True, address: str | None = None,
 ) -> LibrarySummary:
     """Classify every audio file under ``source`` on Ray and write the rows to Parquet in ``dest``.
 
@@ -365,6 +365,8 @@ def classify_library(
         Files per ``map_batches`` call.
     top_k : int
         Entries of the ``top`` column (``genre-infer --top-k``).
+    timeline : bool
+        Fill the ``timeline`` column (a row per second: about 260 bytes of JSON per second of audio).
     resume : bool
         Skip files already in ``dest`` (a rerun after a crash does only the rest). Off,
         ``dest`` must hold no results yet.
@@ -409,7 +411,8 @@ def classify_library(
     todo = [f for f, name in zip(files, names) if name not in done]
     if todo:
         _run(ray, todo, dest, address=address, payload=payload, concurrency=concurrency,
-             gpus=float(num_gpus_per_actor), threads=threads, batch_size=batch_size, top_k=top_k)
+             gpus=float(num_gpus_per_actor), threads=threads, batch_size=batch_size, top_k=top_k,
+             timeline=timeline)
     rows = _errors_of(dest, set(names))
     failures = sorted((p, e) for p, e in rows.items() if e is not None)
     return LibrarySummary(len(files), len(files) - len(todo), len(todo), len(failures), failures)
@@ -417,7 +420,7 @@ def classify_library(
 
 def _run(ray: Any, todo: list[str], dest: str, *, address: str | None, payload: str | bytes | None,
          concurrency: int | tuple[int, int] | None, gpus: float, threads: int, batch_size: int,
-         top_k: int) -> None:
+         top_k: int, timeline: bool) -> None:
     """Classify ``todo`` on Ray into Parquet files in ``dest``."""
     if not ray.is_initialized():
         ray.init(address=address)
@@ -428,7 +431,7 @@ def _run(ray: Any, todo: list[str], dest: str, *, address: str | None, payload: 
     ds = ray.data.from_items([{"path": f} for f in todo], override_num_blocks=math.ceil(len(todo) / per_block))
     rows = ds.map_batches(
         Classify, fn_constructor_kwargs={"model": payload, "device": "cuda" if gpus > 0 else "cpu",
-                                         "threads": threads, "top_k": top_k},
+                                         "threads": threads, "top_k": top_k, "timeline": timeline},
         batch_size=batch_size, batch_format="numpy", compute=pool, num_cpus=threads, num_gpus=gpus,
         runtime_env={"env_vars": ACTOR_ENV},
     )

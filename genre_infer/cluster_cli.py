@@ -51,14 +51,16 @@ def _concurrency(ctx: click.Context, param: click.Parameter, value: str | None) 
               help="Files per batch an actor classifies.")
 @click.option("-k", "--top-k", type=click.IntRange(1, None), default=3, show_default=True,
               help="Genres in the top column.")
+@click.option("--no-timeline", is_flag=True,
+              help="Leave the timeline column empty (it is most of a row: ~260 bytes per second of audio).")
 @click.option("--resume/--no-resume", default=True, show_default=True,
               help="Skip files already in DEST (--no-resume: DEST must hold no results).")
 @click.option("-q", "--quiet", is_flag=True, help="No per-file errors or summary on stderr.")
 @click.version_option(__version__, "--version", prog_name="genre-infer-ray", message="%(prog)s %(version)s")
 def main(
     source: str, dest: str, address: str | None, concurrency: int | tuple[int, int] | None,
-    gpus_per_actor: float, threads: int, model: str | None, batch_size: int, top_k: int, resume: bool,
-    quiet: bool,
+    gpus_per_actor: float, threads: int, model: str | None, batch_size: int, top_k: int, no_timeline: bool,
+    resume: bool, quiet: bool,
 ) -> None:
     """Label a whole music library on a Ray cluster, into Parquet.
 
@@ -89,7 +91,8 @@ def main(
     try:
         summary = classify_library(
             source, dest, model=model, concurrency=concurrency, num_gpus_per_actor=gpus_per_actor,
-            threads=threads, batch_size=batch_size, top_k=top_k, resume=resume, address=address,
+            threads=threads, batch_size=batch_size, top_k=top_k, timeline=not no_timeline, resume=resume,
+            address=address,
         )
     except GenreInferError as exc:
         _error(str(exc))

@@ -140,3 +140,25 @@ def test_user_errors_are_one_line_before_ray_starts(tmp_path: Path, library: Pat
     r = _ray_cli(str(library), str(out), "--concurrency", "3-1")
     assert r.returncode == 2 and "MIN-MAX" in r.stderr
     assert not list((tmp_path / "out").glob("*-0.parquet"))  # nothing ran
+
+
+def test_a_uri_is_read_through_pyarrow_and_named_as_given(library: Path, cli: dict[str, dict], classify: Classify) -> None:
+    # file:// goes the way of s3:// and gs://: the actor reads the bytes with pyarrow, decodes a copy
+    local = str(library / "album2" / "track100.wav")
+    uris = [f"file://{local}", f"file://{library / 'bad' / 'not-audio.mp3'}", f"file://{library / 'gone.wav'}"]
+    rows = classify({"path": np.array(uris)}).to_pylist()
+    assert [r["path"] for r in rows] == uris
+    assert record(rows[0]) == {**cli[local], "file": uris[0]}
+    assert rows[1]["error"] == cli[str(library / "bad" / "not-audio.mp3")]["error"].replace(
+        str(library / "bad" / "not-audio.mp3"), uris[1])
+    assert rows[2]["error"].startswith("cannot read (") and rows[2]["genre"] is None
+
+
+def test_without_the_timeline_the_record_is_the_cli_record_without_it(library: Path, cli: dict[str, dict]) -> None:
+    f = str(library / "album3" / "track150.wav")
+    row = Classify(timeline=False, top_k=5)({"path": np.array([f])}).to_pylist()[0]
+    assert row["timeline"] is None
+    want = {k: v for k, v in cli[f].items() if k != "timeline"}
+    got = record(row)
+    assert len(got["top"]) == 5 and got["top"][:3] == want["top"]
+    assert {**got, "top": want["top"]} == want
