@@ -20,11 +20,13 @@ pyarrow, and ``import genre_infer`` never loads either.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
 import shutil
 import tempfile
+import uuid
 from typing import Any, Iterable, Mapping, NamedTuple, Sequence
 
 try:
@@ -34,13 +36,14 @@ try:
 except ImportError as exc:  # pragma: no cover - the extra's own dependency
     raise ImportError("genre_infer.cluster needs the ray extra: pip install 'genre-infer[ray]'") from exc
 
+from .cli import WORKER_DIED
 from .constants import AUDIO_EXTENSIONS, OUTPUT_SCHEMA_VERSION
 from .errors import GenreInferError
 from .output import display_path
 
 __all__ = [
-    "Classify", "LibrarySummary", "classify_library", "list_audio", "read_done", "record", "row_schema",
-    "PROB_PREFIX", "RAY_MISSING",
+    "Classify", "Ledger", "LibrarySummary", "classify_library", "list_audio", "read_done", "record", "row_schema",
+    "start_ledger", "PROB_PREFIX", "RAY_MISSING", "WORKER_DIED",
 ]
 
 #: Column name prefix of the per-genre probabilities (``prob_rock``).
@@ -196,6 +199,12 @@ class Classify:
         Entries of the ``top`` column, as ``genre-infer --top-k``.
     timeline : bool
         Fill the ``timeline`` column (a row per second; the bulk of a row).
+    ledger : str, optional
+        Name of a :func:`start_ledger` actor. With one, a batch that was in flight when its
+        worker died (Ray runs it again on the restarted actor) is classified one file at a
+        time, and a file in flight when a worker died that way gets the error
+        :data:`WORKER_DIED` instead of killing workers for ever. Without one, Ray's retries
+        are all there is.
 
     Notes
     -----
@@ -215,7 +224,7 @@ class Classify:
 
     def __init__(
         self, model: str | bytes | None = None, *, device: str = "cpu", threads: int = 1, top_k: int = 3,
-        timeline: bool = True,
+        timeline: bool = True, ledger: str | None = None,
     ) -> None:
         from .api import Classifier
 
@@ -231,6 +240,11 @@ class Classify:
         self.schema = row_schema(self.labels)
         self._model = (self.classifier.name, self.classifier.version)
         self._filesystems: dict[str, pafs.FileSystem] = {}
+        self._ledger = None
+        if ledger is not None:
+            import ray
+
+            self._ledger = ray.get_actor(ledger)
 
     def __del__(self) -> None:
         shutil.rmtree(getattr(self, "_tmp", ""), ignore_errors=True)
@@ -283,12 +297,63 @@ class Classify:
             return rec
         return {"schema_version": OUTPUT_SCHEMA_VERSION, "file": name, "error": payload}
 
+    def _begin(self, key: str, paths: list[str]) -> int:
+        import ray
+
+        return int(ray.get(self._ledger.begin.remote(key, paths, os.getpid())))  # type: ignore[union-attr]
+
     def __call__(self, batch: Mapping[str, Any]) -> pa.Table:
         paths = [str(p) for p in batch["path"]]
         blobs = list(batch["bytes"]) if "bytes" in batch else [None] * len(paths)
-        rows = [_row(self.classify_file(p, None if b is None else bytes(b)), self.labels, self._model)
-                for p, b in zip(paths, blobs)]
+        inputs = [(p, None if b is None else bytes(b)) for p, b in zip(paths, blobs)]
+        if self._ledger is None:
+            recs = [self.classify_file(p, b) for p, b in inputs]
+        else:
+            key = "batch:" + hashlib.sha1("\0".join(paths).encode("utf-8", "surrogateescape")).hexdigest()
+            if self._begin(key, paths) == 0:
+                recs = [self.classify_file(p, b) for p, b in inputs]
+            else:  # a worker died on this batch: one file at a time, to find the file that kills
+                recs = []
+                for p, b in inputs:
+                    if self._begin("file:" + p, [p]) == 0:
+                        recs.append(self.classify_file(p, b))
+                    else:  # in flight, alone, when a worker died: as genre-infer --jobs does
+                        recs.append({"schema_version": OUTPUT_SCHEMA_VERSION, "file": display_path(p),
+                                     "error": WORKER_DIED})
+                    self._ledger.end.remote("file:" + p)
+            self._ledger.end.remote(key)
+        rows = [_row(rec, self.labels, self._model) for rec in recs]
         return pa.Table.from_pylist(rows, schema=self.schema)
+
+
+class Ledger:
+    """What the actors of one job have begun and not finished: ``{key: (pid, paths, deaths)}``.
+
+    An entry still open when the same key begins again was left by a worker that died.
+    """
+
+    def __init__(self) -> None:
+        self._open: dict[str, tuple[int, list[str], int]] = {}
+
+    def begin(self, key: str, paths: list[str], pid: int) -> int:
+        """Open ``key``; returns how many times it was begun before and never finished."""
+        before = self._open.get(key)
+        deaths = 0 if before is None else before[2] + 1
+        self._open[key] = (pid, paths, deaths)
+        return deaths
+
+    def end(self, key: str) -> None:
+        self._open.pop(key, None)
+
+    def in_flight(self) -> dict[str, tuple[int, list[str], int]]:
+        """``{key: (pid of the actor, paths, deaths before)}`` of what is being classified now."""
+        return dict(self._open)
+
+
+def start_ledger(ray: Any) -> tuple[Any, str]:
+    """A :class:`Ledger` actor for one job (no CPU; it ends with the driver): ``(handle, name)``."""
+    name = f"genre-infer-ledger-{uuid.uuid4().hex}"
+    return ray.remote(num_cpus=0)(Ledger).options(name=name).remote(), name
 
 
 def read_done(dest: str) -> dict[str, tuple[str, str]]:
@@ -427,18 +492,26 @@ def _run(ray: Any, todo: list[str], dest: str, *, address: str | None, payload: 
     size = concurrency if concurrency is not None else _default_concurrency(ray, threads, gpus)
     pool = (ray.data.ActorPoolStrategy(min_size=size[0], max_size=size[1]) if isinstance(size, tuple)
             else ray.data.ActorPoolStrategy(size=size))
-    per_block = batch_size * BATCHES_PER_BLOCK
-    ds = ray.data.from_items([{"path": f} for f in todo], override_num_blocks=math.ceil(len(todo) / per_block))
+    ledger, ledger_name = start_ledger(ray)
+    # blocks of BATCHES_PER_BLOCK batches, but at least two per actor while there are batches enough
+    actors = size[1] if isinstance(size, tuple) else size
+    blocks = min(math.ceil(len(todo) / batch_size),
+                 max(math.ceil(len(todo) / (batch_size * BATCHES_PER_BLOCK)), 2 * actors))
+    ds = ray.data.from_items([{"path": f} for f in todo], override_num_blocks=blocks)
     rows = ds.map_batches(
         Classify, fn_constructor_kwargs={"model": payload, "device": "cuda" if gpus > 0 else "cpu",
-                                         "threads": threads, "top_k": top_k, "timeline": timeline},
+                                         "threads": threads, "top_k": top_k, "timeline": timeline,
+                                         "ledger": ledger_name},
         batch_size=batch_size, batch_format="numpy", compute=pool, num_cpus=threads, num_gpus=gpus,
         runtime_env={"env_vars": ACTOR_ENV},
     )
     fs, root = _filesystem(dest)
     fs.create_dir(root, recursive=True)
     # writes are light: they must not wait for the CPUs the actors hold
-    rows.write_parquet(root, filesystem=fs, ray_remote_args={"num_cpus": 0}, concurrency=WRITERS)
+    try:
+        rows.write_parquet(root, filesystem=fs, ray_remote_args={"num_cpus": 0}, concurrency=WRITERS)
+    finally:
+        ray.kill(ledger)
 
 
 def _errors_of(dest: str, paths: set[str]) -> dict[str, str | None]:

@@ -17,9 +17,9 @@ import pytest
 ray = pytest.importorskip("ray")
 pytest.importorskip("ray.data")
 
-from library import REPO, check_rows, cli_records, make_library, parquet_files, ray_processes, read_rows, wait_for  # noqa: E402
+from library import REPO, SR, check_rows, cli_records, make_library, parquet_files, ray_processes, read_rows, wait_for  # noqa: E402
 
-from genre_infer.cluster import classify_library  # noqa: E402
+from genre_infer.cluster import WORKER_DIED, classify_library  # noqa: E402
 
 pytestmark = pytest.mark.ray
 WORKER = "MapWorker(MapBatches(Classify))"
@@ -135,3 +135,43 @@ def read_rows_one(path: Path) -> list[dict]:
     import pyarrow.parquet as pq
 
     return pq.read_table(path).to_pylist()
+
+
+def test_a_file_that_kills_its_worker_twice_gets_an_error_row(local_ray, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import soundfile as sf
+    from signals import noise, tone
+
+    library = tmp_path / "library"
+    library.mkdir()
+    for i in range(11):
+        sf.write(library / f"song{i:02d}.wav", tone(SR, 3.0, 120.0 + 10 * i), SR)
+    poison = library / "song05-poison.wav"
+    sf.write(poison, noise(SR, 90.0), SR)  # long enough to be seen in flight
+    cli = cli_records(library, tmp_path / "cli.jsonl", expect=0)
+    box: dict[str, object] = {}
+    out = tmp_path / "out"
+    thread = threading.Thread(target=lambda: box.update(summary=classify_library(library, out, concurrency=2, batch_size=2)))
+    thread.start()
+    killed: list[int] = []
+    while thread.is_alive():  # whichever worker holds the poisoned file dies, as on a decoder's crash
+        for name in ray.util.list_named_actors():
+            if name.startswith("genre-infer-ledger-"):
+                try:
+                    flight = ray.get(ray.get_actor(name).in_flight.remote(), timeout=5)
+                except Exception:  # noqa: BLE001 - the job ended meanwhile
+                    flight = {}
+                for key, (pid, paths, deaths) in flight.items():
+                    # in its batch's first run, or classified alone after that
+                    on_it = key == f"file:{poison}" or (key.startswith("batch:") and deaths == 0 and str(poison) in paths)
+                    if on_it and pid not in killed and len(killed) < 4:  # 4: it is killing for ever
+                        killed.append(pid)
+                        os.kill(pid, signal.SIGKILL)
+        time.sleep(0.01)
+    thread.join()
+    assert len(killed) == 2  # once in its batch, once alone
+    rows = {r["path"]: r for r in read_rows(out)}
+    assert len(rows) == 12 and rows[str(poison)]["error"] == WORKER_DIED
+    from genre_infer.cluster import record
+
+    assert {p: record(r) for p, r in rows.items() if p != str(poison)} == {p: c for p, c in cli.items() if p != str(poison)}
+    assert box["summary"].failures == [(str(poison), WORKER_DIED)]  # type: ignore[attr-defined]
