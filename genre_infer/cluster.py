@@ -300,7 +300,10 @@ class Classify:
     def _begin(self, key: str, paths: list[str]) -> int:
         import ray
 
-        return int(ray.get(self._ledger.begin.remote(key, paths, os.getpid())))  # type: ignore[union-attr]
+        try:
+            return int(ray.get(self._ledger.begin.remote(key, paths, os.getpid())))  # type: ignore[union-attr]
+        except Exception:  # noqa: BLE001 - the ledger's node was lost: classify on, as without one
+            return 0
 
     def __call__(self, batch: Mapping[str, Any]) -> pa.Table:
         paths = [str(p) for p in batch["path"]]
@@ -352,8 +355,12 @@ class Ledger:
 
 def start_ledger(ray: Any) -> tuple[Any, str]:
     """A :class:`Ledger` actor for one job (no CPU; it ends with the driver): ``(handle, name)``."""
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
     name = f"genre-infer-ledger-{uuid.uuid4().hex}"
-    return ray.remote(num_cpus=0)(Ledger).options(name=name).remote(), name
+    here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=True)  # the driver's node
+    actor = ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1)(Ledger)
+    return actor.options(name=name, scheduling_strategy=here).remote(), name
 
 
 def read_done(dest: str) -> dict[str, tuple[str, str]]:
