@@ -411,7 +411,7 @@ def classify_library(
     source: str | os.PathLike[str] | Iterable[str | os.PathLike[str]], dest: str | os.PathLike[str], *,
     model: str | os.PathLike[str] | None = None, concurrency: int | tuple[int, int] | None = None,
     num_gpus_per_actor: float = 0, threads: int = 1, batch_size: int = 16, top_k: int = 3,
-    timeline: bool = True, resume: bool = True, address: str | None = None,
+    timeline: bool = True, resume: bool = True, address: str | None = None, progress: bool = True,
 ) -> LibrarySummary:
     """Classify every audio file under ``source`` on Ray and write the rows to Parquet in ``dest``.
 
@@ -445,6 +445,8 @@ def classify_library(
     address : str, optional
         Ray cluster to connect to when Ray is not started yet (``"auto"``, ``"ray://..."``);
         ``None`` lets ``ray.init`` decide (``RAY_ADDRESS``, else a local Ray).
+    progress : bool
+        Ray Data's progress bars (off: ``DataContext.enable_progress_bars`` is turned off).
 
     Returns
     -------
@@ -484,7 +486,7 @@ def classify_library(
     if todo:
         _run(ray, todo, dest, address=address, payload=payload, concurrency=concurrency,
              gpus=float(num_gpus_per_actor), threads=threads, batch_size=batch_size, top_k=top_k,
-             timeline=timeline)
+             timeline=timeline, progress=progress)
     rows = _errors_of(dest, set(names))
     failures = sorted((p, e) for p, e in rows.items() if e is not None)
     return LibrarySummary(len(files), len(files) - len(todo), len(todo), len(failures), failures)
@@ -492,10 +494,12 @@ def classify_library(
 
 def _run(ray: Any, todo: list[str], dest: str, *, address: str | None, payload: str | bytes | None,
          concurrency: int | tuple[int, int] | None, gpus: float, threads: int, batch_size: int,
-         top_k: int, timeline: bool) -> None:
+         top_k: int, timeline: bool, progress: bool) -> None:
     """Classify ``todo`` on Ray into Parquet files in ``dest``."""
     if not ray.is_initialized():
         ray.init(address=address)
+    if not progress:
+        ray.data.DataContext.get_current().enable_progress_bars = False
     size = concurrency if concurrency is not None else _default_concurrency(ray, threads, gpus)
     pool = (ray.data.ActorPoolStrategy(min_size=size[0], max_size=size[1]) if isinstance(size, tuple)
             else ray.data.ActorPoolStrategy(size=size))

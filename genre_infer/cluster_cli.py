@@ -55,7 +55,7 @@ def _concurrency(ctx: click.Context, param: click.Parameter, value: str | None) 
               help="Leave the timeline column empty (it is most of a row: ~260 bytes per second of audio).")
 @click.option("--resume/--no-resume", default=True, show_default=True,
               help="Skip files already in DEST (--no-resume: DEST must hold no results).")
-@click.option("-q", "--quiet", is_flag=True, help="No per-file errors or summary on stderr.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bars, per-file errors or summary on stderr.")
 @click.version_option(__version__, "--version", prog_name="genre-infer-ray", message="%(prog)s %(version)s")
 def main(
     source: str, dest: str, address: str | None, concurrency: int | tuple[int, int] | None,
@@ -92,7 +92,7 @@ def main(
         summary = classify_library(
             source, dest, model=model, concurrency=concurrency, num_gpus_per_actor=gpus_per_actor,
             threads=threads, batch_size=batch_size, top_k=top_k, timeline=not no_timeline, resume=resume,
-            address=address,
+            address=address, progress=not quiet,
         )
     except GenreInferError as exc:
         _error(str(exc))
