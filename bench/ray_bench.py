@@ -16,6 +16,9 @@ Three timings of the same folder, each the median of ``--repeat`` runs:
   nice 0), as on a cluster that is up: the actor pool's start, scheduling, the Parquet writes;
 - ``ray_warm_1actor``: the same with one actor, so the gain of a second actor is measured.
 
+The runs are interleaved (CLI, Ray, CLI, Ray...), so load from other work on the machine
+falls on both; ``load_avg_1min_at_end`` records how busy it was.
+
 Writes bench/ray_results.json.
 """
 
