@@ -17,7 +17,9 @@ import pytest
 ray = pytest.importorskip("ray")
 pytest.importorskip("ray.data")
 
-from library import REPO, SR, check_rows, cli_records, make_library, parquet_files, ray_processes, read_rows, wait_for  # noqa: E402
+from library import (  # noqa: E402
+    REPO, SR, check_rows, cli_records, make_library, parquet_files, ray_processes, read_rows, wait_for,
+)
 
 from genre_infer.cluster import WORKER_DIED, classify_library  # noqa: E402
 
@@ -46,7 +48,9 @@ def local_ray():  # type: ignore[no-untyped-def]
     ray.shutdown()
 
 
-def test_library_to_parquet_equals_the_cli_jsonl(local_ray, library: Path, cli: dict[str, dict], tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_library_to_parquet_equals_the_cli_jsonl(  # type: ignore[no-untyped-def]
+    local_ray, library: Path, cli: dict[str, dict], tmp_path: Path,
+) -> None:
     summary = classify_library(library, tmp_path / "out", concurrency=2)
     check_rows(read_rows(tmp_path / "out"), cli)
     failed = sorted(f for f, rec in cli.items() if "error" in rec)
@@ -58,7 +62,9 @@ def test_library_to_parquet_equals_the_cli_jsonl(local_ray, library: Path, cli: 
     assert len(read_rows(tmp_path / "out")) == 200
 
 
-def test_a_worker_killed_mid_run_loses_and_duplicates_nothing(local_ray, library: Path, cli: dict[str, dict], tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_a_worker_killed_mid_run_loses_and_duplicates_nothing(  # type: ignore[no-untyped-def]
+    local_ray, library: Path, cli: dict[str, dict], tmp_path: Path,
+) -> None:
     out = tmp_path / "out"
     box: dict[str, object] = {}
 
@@ -97,7 +103,9 @@ def test_a_worker_killed_mid_run_loses_and_duplicates_nothing(local_ray, library
     assert box["summary"].classified == 200  # type: ignore[attr-defined]
 
 
-def test_resume_after_the_driver_died_finishes_without_redoing(local_ray, library: Path, cli: dict[str, dict], tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_resume_after_the_driver_died_finishes_without_redoing(  # type: ignore[no-untyped-def]
+    local_ray, library: Path, cli: dict[str, dict], tmp_path: Path,
+) -> None:
     out = tmp_path / "out"
     address = local_ray.get_runtime_context().gcs_address
     before = set(ray_processes(WORKER))  # an earlier dataset's actors may linger (ray 2.50 keeps them a while)
@@ -138,7 +146,9 @@ def read_rows_one(path: Path) -> list[dict]:
     return pq.read_table(path).to_pylist()
 
 
-def test_a_file_that_kills_its_worker_twice_gets_an_error_row(local_ray, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_a_file_that_kills_its_worker_twice_gets_an_error_row(  # type: ignore[no-untyped-def]
+    local_ray, tmp_path: Path,
+) -> None:
     import soundfile as sf
     from signals import noise, tone
 
@@ -151,7 +161,8 @@ def test_a_file_that_kills_its_worker_twice_gets_an_error_row(local_ray, tmp_pat
     cli = cli_records(library, tmp_path / "cli.jsonl", expect=0)
     box: dict[str, object] = {}
     out = tmp_path / "out"
-    thread = threading.Thread(target=lambda: box.update(summary=classify_library(library, out, concurrency=2, batch_size=2)))
+    thread = threading.Thread(
+        target=lambda: box.update(summary=classify_library(library, out, concurrency=2, batch_size=2)))
     thread.start()
     killed: list[int] = []
     while thread.is_alive():  # whichever worker holds the poisoned file dies, as on a decoder's crash
@@ -163,7 +174,8 @@ def test_a_file_that_kills_its_worker_twice_gets_an_error_row(local_ray, tmp_pat
                     flight = {}
                 for key, (pid, paths, deaths) in flight.items():
                     # in its batch's first run, or classified alone after that
-                    on_it = key == f"file:{poison}" or (key.startswith("batch:") and deaths == 0 and str(poison) in paths)
+                    on_it = key == f"file:{poison}" or (
+                        key.startswith("batch:") and deaths == 0 and str(poison) in paths)
                     if on_it and pid not in killed and len(killed) < 4:  # 4: it is killing for ever
                         killed.append(pid)
                         os.kill(pid, signal.SIGKILL)
@@ -174,5 +186,6 @@ def test_a_file_that_kills_its_worker_twice_gets_an_error_row(local_ray, tmp_pat
     assert len(rows) == 12 and rows[str(poison)]["error"] == WORKER_DIED
     from genre_infer.cluster import record
 
-    assert {p: record(r) for p, r in rows.items() if p != str(poison)} == {p: c for p, c in cli.items() if p != str(poison)}
+    others = {p: c for p, c in cli.items() if p != str(poison)}
+    assert {p: record(r) for p, r in rows.items() if p != str(poison)} == others
     assert box["summary"].failures == [(str(poison), WORKER_DIED)]  # type: ignore[attr-defined]
