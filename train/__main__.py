@@ -56,9 +56,12 @@ def cmd_build(a: argparse.Namespace) -> int:
 
     try:
         build(a.recipe, a.out, a.data, a.work, a.name, a.version, log=lambda m: print(m, flush=True))
-    except RecipeError as e:
+    except RecipeError as e:  # the recipe or the command line
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except (FileNotFoundError, ValueError) as e:  # the data (no genre folders, one genre, ...)
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -323,8 +323,9 @@ def build(path: str | Path, out: Path, data: Path | None = None, work: Path | No
     root = Path(data) if data is not None else recipe.data
     if not root.is_dir():
         raise RecipeError(f"{root}: no such data folder")
+    own = root.resolve() != recipe.data.resolve()  # a user's tree, not the recipe's data
     if name is None:
-        name = recipe.name if data is None else f"{root.resolve().name}-{recipe.kind}"
+        name = f"{root.resolve().name}-{recipe.kind}" if own else recipe.name
     version = version or recipe.version
     work = work or RUNS_DIR / f"{time.strftime('%Y%m%d-%H%M%S')}-build-{name}"
     work.mkdir(parents=True, exist_ok=True)
@@ -334,7 +335,7 @@ def build(path: str | Path, out: Path, data: Path | None = None, work: Path | No
         print(f"warning: {w}", file=sys.stderr, flush=True)
     fn = builder(recipe.kind)
     ctx = BuildContext(recipe, root, work, log, name, version,
-                       recipe.data_name if data is None else "folder-per-genre tree")
+                       "folder-per-genre tree" if own else recipe.data_name)
     built = fn(ctx)
     models = list(dict.fromkeys([built.model, built.valid_model]))  # a kind may score the shipped model itself
     report: dict[str, Any] = {"recipe": str(recipe.path), "kind": recipe.kind, "name": name, "version": version,

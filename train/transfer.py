@@ -48,6 +48,10 @@ from .metrics import softmax
 __all__ = ["run", "given_head", "calibrate_head", "cross_validate", "save_json", "build", "main"]
 
 
+#: Shortest parity example for the export, in seconds (two contexts, some handed-on frames and a window).
+EXAMPLE_S = 12.0
+
+
 def save_json(path: Path, obj: Any) -> None:
     """Write ``obj`` as indented JSON (numpy scalars as floats), creating the folder."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -205,6 +209,8 @@ def run(
         network = NetworkSpec() if layout == "windows" else NetworkSpec(layout, CONTEXT_FRAMES)
         first = test[0] if test else valid[0]
         y0 = gi_audio.load(first.track.path, MUSICNN_SPEC.sr)
+        if len(y0) < EXAMPLE_S * MUSICNN_SPEC.sr:  # a short clip repeated: the stream layout's parity needs
+            y0 = np.tile(y0, int(np.ceil(EXAMPLE_S * MUSICNN_SPEC.sr / len(y0))))  # context and whole windows
         x0 = gi_features.compute(y0, MUSICNN_SPEC)
         starts0 = gi_features.window_starts(len(x0), MUSICNN_SPEC)
         example = export_example(layout, x0, starts0)
@@ -288,6 +294,9 @@ def main(argv: list[str] | None = None) -> int:
                     help=f"probability that an augmented copy is band-limited (default {Chain().lowpass_p:g})")
     ap.add_argument("--drive-p", type=float, default=Chain().drive_p,
                     help=f"probability that an augmented copy is driven 3-15 dB into clipping (default {Chain().drive_p:g})")
+    ap.add_argument("--clean-frames", choices=["full", "live"], default="full",
+                    help="the clean clips' embeddings from musicnn's whole frame network (as every shipped head's "
+                         "cache) or from its live filters only (10x faster, the same to 1.5e-5)")
     ap.add_argument("--layout", choices=["stream", "sequence", "windows"], default="stream",
                     help="stream (shipped): musicnn over stretches that hand their frame embeddings on, "
                          "windows pooled from them; sequence: one call over a whole stretch, windows pooled "
@@ -302,7 +311,7 @@ def main(argv: list[str] | None = None) -> int:
     run(a.data, out, a.n_aug, a.trials, a.export, a.name, a.version, a.uncertain_below, not a.no_test,
         log=lambda m: print(m, flush=True), layout=a.layout, head_from=a.head_from,
         export_valid_to=a.export_valid, level_db=level_db,
-        chain=Chain(lowpass_p=a.lowpass_p, drive_p=a.drive_p))
+        chain=Chain(lowpass_p=a.lowpass_p, drive_p=a.drive_p), clean_frames=a.clean_frames)
     return 0
 
 
