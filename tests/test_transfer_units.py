@@ -285,36 +285,24 @@ def test_a_lowpass_recipe_has_its_own_cache_for_augmented_copies_only(tmp_path: 
     assert driven not in (_cache_path(t, 1, 0, "sequence", None, Chain(0.5)), _cache_path(t, 1, 0, "sequence"))
 
 
-def test_clean_clips_embedded_by_the_whole_network_keep_the_historical_cache_key(tmp_path: Path) -> None:
-    """``clean_frames="full"`` (the shipped recipe's) keeps the key the clean clips were always cached
-    under; ``"live"`` gets its own; augmented copies and the windows layout do not depend on it."""
-    import hashlib
+def test_a_cold_cache_embeds_what_a_warm_one_reads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Freshly computed embeddings are the cached (float16) numbers, so a build on a cold cache trains
+    the same head as a rerun (unrounded ones moved 1.6.0's rebuilt logits by 1.5e-4)."""
+    from test_train_e2e import make_tree
 
-    from train.data import Track
-    from train.embeddings import cache_path as _cache_path
+    from train import embeddings
 
-    clip = tmp_path / "blues.00001.wav"
-    clip.write_bytes(b"x" * 10)
-    t = Track(path=clip, genre="blues", rel="audio/blues/blues.00001.wav")
-    key = hashlib.sha1(f"{clip}|10|0|0".encode()).hexdigest()[:16]  # the key before clean_frames existed
-    assert _cache_path(t, 0, 0, "sequence").name == f"blues.00001-0-{key}.npz"
-    assert _cache_path(t, 0, 0, "sequence", clean_frames="full") == _cache_path(t, 0, 0, "sequence")
-    assert _cache_path(t, 0, 0, "sequence", clean_frames="live") != _cache_path(t, 0, 0, "sequence")
-    assert _cache_path(t, 1, 0, "sequence", clean_frames="live") == _cache_path(t, 1, 0, "sequence")
-    assert _cache_path(t, 0, 0, "windows", clean_frames="live") == _cache_path(t, 0, 0, "windows")
-
-
-def test_whole_network_and_live_frames_embed_clean_clips_alike() -> None:
-    """The two ways of embedding a clean clip agree to float32 rounding (1.5e-5 on GTZAN), which is why
-    only a bit-exact rebuild cares which one made the cache."""
-    from train.backbones.musicnn import pooled_sequence
-
-    net = _randomised()
-    y = np.random.default_rng(3).standard_normal(16000 * 4).astype(np.float32) * 0.1
-    a, sa = pooled_sequence(net, y)
-    b, sb = pooled_sequence(LiveFrames(net), y)
-    np.testing.assert_array_equal(sa, sb)
-    np.testing.assert_allclose(a, b, atol=1e-4)
+    monkeypatch.setattr(embeddings, "EMBED_DIR", tmp_path / "cache" / "embeddings")
+    monkeypatch.setattr(embeddings, "load_backbone", _randomised)
+    root = make_tree(tmp_path / "data", per_genre=4)
+    cold, labels, _ = embeddings.embed_tracks(root, n_aug=1, layout="sequence", log=lambda m: None)
+    assert any((tmp_path / "cache" / "embeddings-sequence").iterdir())
+    warm, _, _ = embeddings.embed_tracks(root, n_aug=1, layout="sequence", log=lambda m: None)
+    assert len(cold) == len(warm) == 3 * 4 + 3 * 1 and len(labels) == 3  # 1 train clip per genre gets a copy
+    for a, b in zip(cold, warm):
+        assert (a.track.rel, a.version) == (b.track.rel, b.version)
+        assert a.pooled.dtype == b.pooled.dtype == np.float32
+        np.testing.assert_array_equal(a.pooled, b.pooled)
 
 
 def test_random_chain_lowpass_probability() -> None:

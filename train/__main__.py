@@ -131,7 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--work", type=Path, default=None,
                    help="folder for intermediate files and tables (default runs/<time>-build-<name>)")
     q.add_argument("--name", default=None, help="model name (default: the recipe's, or with --data <folder>-<kind>)")
-    q.add_argument("--version", default=None, help="model version (default: the recipe's)")
+    q.add_argument("--version", default=None, help="model version (default: the recipe's, or with --data 0.1.0)")
     q.set_defaults(func=cmd_build)
 
     q = sub.add_parser("prepare", help="split the data and cache features",

@@ -59,10 +59,10 @@ def version_audio(y: np.ndarray, track: Track, version: int, seed: int = SEED, s
 
 
 def cache_path(track: Track, version: int, seed: int, layout: str = "windows", level_db: float | None = None,
-               chain: Chain = Chain(), clean_frames: str = "full") -> Path:
+               chain: Chain = Chain()) -> Path:
     """Where the embeddings of one clip version are cached (the key names everything they depend on)."""
     level = "" if level_db is None else f"|level{level_db:.2f}|{LEVEL_METER}"
-    recipe = chain.key() if version else "" if clean_frames == "full" or layout == "windows" else "|live"
+    recipe = "" if version == 0 else chain.key()
     key = hashlib.sha1(f"{track.path}|{track.path.stat().st_size}|{version}|{seed}{level}{recipe}".encode()).hexdigest()[:16]
     folder = EMBED_DIR if layout == "windows" else EMBED_DIR.with_name(f"embeddings-{layout}")
     return folder / f"{track.path.stem}-{version}-{key}.npz"
@@ -71,7 +71,6 @@ def cache_path(track: Track, version: int, seed: int, layout: str = "windows", l
 def embed_tracks(
     root: str | os.PathLike[str], n_aug: int = 4, seed: int = SEED, strength: float = 1.0,
     log: Any = print, layout: str = "windows", level_db: float | None = None, chain: Chain = Chain(),
-    clean_frames: str = "full",
 ) -> tuple[list[EmbeddedTrack], list[str], str]:
     """Embed every clip of a data root (augmented copies for train/extra), cached.
 
@@ -81,13 +80,9 @@ def embed_tracks(
     every clip version is scaled to that gated level first, as the runtime does
     for a model whose features set it (:mod:`genre_infer.loudness`).
 
-    In the sequence layout the augmented copies are embedded by :class:`LiveFrames`
-    (the live filters only, a tenth of the work); the clean clips by musicnn's whole
-    frame network (``clean_frames="full"``, how 1.3.0's cache, which every later head
-    including 1.6.0's was trained on, made them) or also by LiveFrames (``"live"``). The two
-    agree to 1.5e-5, but the float16 cache rounds 53 of GTZAN's 6.5 million clean
-    values differently, which moves a retrained head's logits by 1.5e-4: a rebuild of the
-    shipped model needs ``"full"``.
+    Every version's features are rounded to float16, as the cache stores them, also when
+    they were just computed: a cold cache and a warm one train the same head (1.6.0's head
+    was trained on cached values; unrounded ones move its logits by 1.5e-4).
 
     Returns
     -------
@@ -104,15 +99,13 @@ def embed_tracks(
     torch.set_num_threads(os.cpu_count() or 1)
     if layout not in ("windows", "sequence"):
         raise ValueError(f"unknown layout {layout!r}")
-    if clean_frames not in ("full", "live"):
-        raise ValueError(f"clean_frames is 'full' or 'live', not {clean_frames!r}")
     items: list[EmbeddedTrack] = []
     t0 = time.time()
     for n, track in enumerate(t for t in tracks if t.split):
         versions = 1 + (n_aug if track.split in ("train", "extra") else 0)
         y = None
         for v in range(versions):
-            path = cache_path(track, v, seed, layout, level_db, chain, clean_frames)
+            path = cache_path(track, v, seed, layout, level_db, chain)
             if path.is_file():
                 z = np.load(path)
                 pooled, starts_s, n_samples = z["pooled"].astype(np.float32), z["starts_s"], int(z["n_samples"])
@@ -121,10 +114,9 @@ def embed_tracks(
                     y = gi_audio.load(track.path, MUSICNN_SPEC.sr)
                 yv = version_audio(y, track, v, seed, strength, chain)
                 yv = to_level(yv, MUSICNN_SPEC.sr, level_db)
-                if layout == "windows":
-                    pooled, starts_s = pooled_windows(net, yv)
-                else:
-                    pooled, starts_s = pooled_sequence(net if v == 0 and clean_frames == "full" else live, yv)
+                pooled, starts_s = (pooled_sequence(live, yv) if layout == "sequence" else pooled_windows(net, yv))
+                # what the cache holds, so a run on a cold cache trains on the numbers a warm one reads
+                pooled = pooled.astype(np.float16).astype(np.float32)
                 n_samples = len(yv)
                 path.parent.mkdir(parents=True, exist_ok=True)
                 np.savez(path, pooled=pooled.astype(np.float16), starts_s=starts_s, n_samples=n_samples)

@@ -316,7 +316,7 @@ def build(path: str | Path, out: Path, data: Path | None = None, work: Path | No
     """Build the model a recipe describes and write it to ``out`` (atomically, once every stage passed).
 
     ``data`` replaces the recipe's data root (a user's own folder-per-genre tree); the model is
-    then named after the folder unless ``name`` is given. Intermediate files, tables and
+    then named after the folder (version 0.1.0) unless ``name`` (``version``) is given. Intermediate files, tables and
     ``build.json`` go to ``work`` (default ``runs/<time>-build-<name>``). Returns the build report.
     """
     recipe = load_recipe(path)
@@ -326,7 +326,7 @@ def build(path: str | Path, out: Path, data: Path | None = None, work: Path | No
     own = root.resolve() != recipe.data.resolve()  # a user's tree, not the recipe's data
     if name is None:
         name = f"{root.resolve().name}-{recipe.kind}" if own else recipe.name
-    version = version or recipe.version
+    version = version or ("0.1.0" if own else recipe.version)
     work = work or RUNS_DIR / f"{time.strftime('%Y%m%d-%H%M%S')}-build-{name}"
     work.mkdir(parents=True, exist_ok=True)
     t0 = time.time()

@@ -114,7 +114,7 @@ def run(
     name: str, version: str, uncertain_below: float, read_test: bool, log: Any = print,
     layout: str = "stream", head_from: Path | None = None, export_valid_to: Path | None = None,
     level_db: float | None = None, chain: Chain = Chain(), head: dict[str, Any] | None = None,
-    data_name: str | None = None, clean_frames: str = "full",
+    data_name: str | None = None,
 ) -> dict[str, Any]:
     """The whole transfer recipe: embed, search (valid), calibrate (valid), retrain, test once, CV, export.
 
@@ -132,7 +132,7 @@ def run(
     t_start = time.time()
     # the stream layout embeds exactly what the sequence layout does: they share its cache
     items, labels, how = embed_tracks(root, n_aug, log=log, layout="windows" if layout == "windows" else "sequence",
-                                      level_db=level_db, chain=chain, clean_frames=clean_frames)
+                                      level_db=level_db, chain=chain)
     spec = MUSICNN_SPEC if level_db is None else replace(MUSICNN_SPEC, level_db=round(level_db, 2))
     n_labels = len(labels)
     backbone = load_backbone()
@@ -233,7 +233,7 @@ def run(
 
 
 #: The ``musicnn-transfer`` recipe's own sections and their defaults (:func:`train.recipe.section`).
-BACKBONE = {"name": "MSD_musicnn", "layout": "stream", "clean_frames": "full"}
+BACKBONE = {"name": "MSD_musicnn", "layout": "stream"}
 AUGMENT = {"copies": 2, "lowpass_p": Chain().lowpass_p, "drive_p": Chain().drive_p}
 HEAD = {"search": 0, "kind": "probe", "lr": 3e-4, "dropout": 0.5, "mixup": 0.2, "weight_decay": 1e-4,
         "balance": True, "augmented": True}
@@ -252,8 +252,6 @@ def build(ctx: Any) -> Any:
         raise RecipeError(f"{r.path}: [backbone] name {bb['name']!r}: only MSD_musicnn is ported")
     if bb["layout"] not in NETWORKS:
         raise RecipeError(f"{r.path}: [backbone] layout {bb['layout']!r} is not one of {', '.join(NETWORKS)}")
-    if bb["clean_frames"] not in ("full", "live"):
-        raise RecipeError(f"{r.path}: [backbone] clean_frames is 'full' or 'live', not {bb['clean_frames']!r}")
     if head["kind"] not in SEARCH_SPACE["kind"]:
         raise RecipeError(f"{r.path}: [head] kind {head['kind']!r} is not one of {', '.join(SEARCH_SPACE['kind'])}")
     ensure_pretrained(log=ctx.log)
@@ -261,8 +259,7 @@ def build(ctx: Any) -> Any:
     result = run(ctx.data, ctx.work / "transfer", aug["copies"], head["search"], model, ctx.name, ctx.version,
                  r.uncertain_below, r.read_test, log=ctx.log, layout=bb["layout"], export_valid_to=valid_model,
                  chain=Chain(lowpass_p=aug["lowpass_p"], drive_p=aug["drive_p"]),
-                 head=None if head["search"] > 0 else head, data_name=ctx.data_name,
-                 clean_frames=bb["clean_frames"])
+                 head=None if head["search"] > 0 else head, data_name=ctx.data_name)
     return Built(model, valid_model, {"search_best": result["search_best"], "calibration": result["calibration"],
                                       "cv": result["cv"], "parity": result.get("parity"),
                                       "wall_s": result["wall_s"]})
@@ -294,9 +291,6 @@ def main(argv: list[str] | None = None) -> int:
                     help=f"probability that an augmented copy is band-limited (default {Chain().lowpass_p:g})")
     ap.add_argument("--drive-p", type=float, default=Chain().drive_p,
                     help=f"probability that an augmented copy is driven 3-15 dB into clipping (default {Chain().drive_p:g})")
-    ap.add_argument("--clean-frames", choices=["full", "live"], default="full",
-                    help="the clean clips' embeddings from musicnn's whole frame network (as every shipped head's "
-                         "cache) or from its live filters only (10x faster, the same to 1.5e-5)")
     ap.add_argument("--layout", choices=["stream", "sequence", "windows"], default="stream",
                     help="stream (shipped): musicnn over stretches that hand their frame embeddings on, "
                          "windows pooled from them; sequence: one call over a whole stretch, windows pooled "
@@ -311,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
     run(a.data, out, a.n_aug, a.trials, a.export, a.name, a.version, a.uncertain_below, not a.no_test,
         log=lambda m: print(m, flush=True), layout=a.layout, head_from=a.head_from,
         export_valid_to=a.export_valid, level_db=level_db,
-        chain=Chain(lowpass_p=a.lowpass_p, drive_p=a.drive_p), clean_frames=a.clean_frames)
+        chain=Chain(lowpass_p=a.lowpass_p, drive_p=a.drive_p))
     return 0
 
 

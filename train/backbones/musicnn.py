@@ -314,14 +314,11 @@ def pool_rows(rows: torch.Tensor, starts: torch.Tensor, segment_frames: int = PA
 
 
 @torch.no_grad()
-def pooled_sequence(frames_of: LiveFrames | Musicnn, y: np.ndarray,
-                    spec: FeatureSpec = MUSICNN_SPEC) -> tuple[np.ndarray, np.ndarray]:
-    """Pooled features of the runtime windows, with musicnn run once over the whole signal
-    (by :class:`LiveFrames`, or by the whole :meth:`Musicnn.frame_features`: the same to ~1e-5)."""
+def pooled_sequence(live: LiveFrames, y: np.ndarray, spec: FeatureSpec = MUSICNN_SPEC) -> tuple[np.ndarray, np.ndarray]:
+    """Pooled features of the runtime windows, with musicnn run once over the whole signal."""
     x = gi_features.compute(gi_features.fill_window(y, spec), spec)
     starts = gi_features.window_starts(len(x), spec)
-    net = frames_of.frame_features if isinstance(frames_of, Musicnn) else frames_of
-    frames = net(torch.from_numpy(x)[None])[0]
+    frames = live(torch.from_numpy(x)[None])[0]
     return pool_windows(frames, torch.from_numpy(starts)).numpy(), starts * spec.hop_length / spec.sr
 
 
