@@ -26,7 +26,7 @@ import os
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -44,6 +44,9 @@ from .heads import SEARCH_SPACE, Head, HeadConfig, evaluate_items, fit_head, pre
     second_logits
 from .layouts import NETWORKS, export_example
 from .metrics import softmax
+
+if TYPE_CHECKING:
+    from .recipe import BuildContext, Built
 
 __all__ = ["run", "given_head", "calibrate_head", "cross_validate", "save_json", "build", "main"]
 
@@ -239,7 +242,7 @@ HEAD = {"search": 0, "kind": "probe", "lr": 3e-4, "dropout": 0.5, "mixup": 0.2, 
         "balance": True, "augmented": True}
 
 
-def build(ctx: Any) -> Any:
+def build(ctx: BuildContext) -> Built:
     """The ``musicnn-transfer`` builder of :mod:`train.recipe`: :func:`run` with the recipe's
     ``[backbone]``, ``[augment]`` and ``[head]`` (``search = N`` > 0: search N configurations on
     validation instead of the one given), writing the shipped and the validation model."""

@@ -281,8 +281,16 @@ def ensure_pretrained(out: Path | None = None, log: Any = print) -> Path:
 
     out = out or PRETRAINED
     if not out.is_file():
+        import subprocess
+
         log(f"{out} is missing: fetching the musicnn 0.1.0 wheel from PyPI and converting MSD_musicnn")
-        convert(fetch_wheel(out.parent), out, "MSD_musicnn")
+        try:
+            wheel = fetch_wheel(out.parent)
+        except subprocess.CalledProcessError:
+            raise FileNotFoundError("could not fetch musicnn 0.1.0 from PyPI (pip download failed); with the wheel "
+                                    "at hand run `python -m train pretrained --wheel musicnn-0.1.0-py3-none-any.whl`"
+                                    ) from None
+        convert(wheel, out, "MSD_musicnn")
     return out
 
 
