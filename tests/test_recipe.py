@@ -95,6 +95,7 @@ BASE = '[model]\nkind = "musicnn-transfer"\nname = "m"\n[data]\nroot = "d"\n'
     (BASE + "[calibration]\nuncertain_below = \"high\"\n", "should be a float"),
     (BASE + "[level]\nenabled = 1\n", "should be a bool"),
     (BASE + "[smoothing]\ngrid = [0.1, 2.0]\n", "grid must be a list"),
+    (BASE + "[smoothing]\nmax_ece = \"low\"\n", "max_ece must be a positive number"),
     ("[model\n", "not valid TOML"),
 ])
 def test_bad_recipes_are_refused(tmp_path: Path, text: str, message: str) -> None:

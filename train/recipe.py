@@ -12,7 +12,7 @@ extras, each fitted on the data and never on the test split:
 3. :func:`apply_metrics`: the validation model's figures on valid and (when the recipe
    reads it) the shipped model's on test, written into the model's metadata.
 
-A recipe is TOML (:mod:`tomllib`). Generic sections (all optional but ``[model]``)::
+A recipe is TOML (:mod:`tomllib`). Generic sections (all optional but ``[model]`` and ``[data] root``)::
 
     [model]        kind = "musicnn-transfer"; name; version
     [data]         root (relative to the repository root); name (words for the metadata);
@@ -190,6 +190,9 @@ def load_recipe(path: str | Path) -> Recipe:
     if grid is not None and (not isinstance(grid, list) or not grid
                              or not all(isinstance(p, (int, float)) and 0 < p < 1 for p in grid)):
         raise RecipeError(f"{path}: [smoothing] grid must be a list of switch probabilities in (0, 1)")
+    max_ece = g["smoothing"]["max_ece"]
+    if max_ece is not None and (isinstance(max_ece, bool) or not isinstance(max_ece, (int, float)) or max_ece <= 0):
+        raise RecipeError(f"{path}: [smoothing] max_ece must be a positive number")
     root = Path(g["data"]["root"])
     return Recipe(
         path=path, kind=kind, name=g["model"]["name"], version=g["model"]["version"],
