@@ -87,7 +87,7 @@ def test_bad_front_end_parameters_are_refused(bad: dict) -> None:
 
 def test_mn04_checkpoint_loader_checks_every_array(tmp_path: Path) -> None:
     torch = pytest.importorskip("torch")
-    from train.mn04 import Mn04, load_mn04
+    from train.backbones.mn04 import Mn04, load_mn04
 
     state = {k: v.numpy() for k, v in Mn04().state_dict().items()}
     good = tmp_path / "good.npz"
@@ -108,7 +108,7 @@ def test_mn04_checkpoint_loader_checks_every_array(tmp_path: Path) -> None:
 def test_mn04_port_matches_the_reference_logits() -> None:
     torch = pytest.importorskip("torch")
     ref = _reference()
-    from train.mn04 import load_mn04
+    from train.backbones.mn04 import load_mn04
 
     net = load_mn04(SHARED / "mn04_as.npz")
     with torch.no_grad():

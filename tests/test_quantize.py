@@ -11,7 +11,7 @@ pytest.importorskip("onnxruntime.quantization")
 from genre_infer import features as feat  # noqa: E402
 from genre_infer.inference import window_logits  # noqa: E402
 from genre_infer.model import GenreModel, available_models  # noqa: E402
-from train.quantize import _feed, quantize, timbral_convs  # noqa: E402
+from train.experiments.quantize import _feed, quantize, timbral_convs  # noqa: E402
 
 from signals import noise, rhythm, tone  # noqa: E402
 

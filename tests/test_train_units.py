@@ -17,7 +17,7 @@ from genre_infer import features as gi_features  # noqa: E402
 from genre_infer.constants import METADATA_KEY  # noqa: E402
 from genre_infer.features import FeatureSpec  # noqa: E402
 from test_train_e2e import GENRES, SR, make_tree, synth  # noqa: E402
-from train import augment, data, export, metrics  # noqa: E402
+from train import augment, calibrate, data, export, metrics  # noqa: E402
 from train.fit import FitConfig, fit  # noqa: E402
 
 
@@ -144,7 +144,7 @@ def test_temperature_fit_recovers_scale() -> None:
     rng = np.random.default_rng(0)
     true = rng.standard_normal((2000, 4)) * 2.0
     labels = np.array([rng.choice(4, p=np.exp(r) / np.exp(r).sum()) for r in true])
-    t = export.fit_temperature(true * 3.0, labels)  # logits 3x too confident
+    t = calibrate.fit_temperature(true * 3.0, labels)  # logits 3x too confident
     assert t == pytest.approx(3.0, rel=0.15)
 
 
@@ -152,7 +152,7 @@ def test_distilled_student_shapes_and_context() -> None:
     """The student emits one frame per 8 and its declared context makes stretches exact."""
     import torch
 
-    from train.distill import STRIDE, Student, StudentConfig, window_frame_ranges
+    from train.experiments.distill import STRIDE, Student, StudentConfig, window_frame_ranges
 
     torch.manual_seed(0)
     net = Student(3).eval()
@@ -176,9 +176,9 @@ def test_finetune_training_crops_equal_the_whole_clip_pass() -> None:
     import torch
 
     from train.data import Track
-    from train.finetune import FrontTrack, MidAndHead, _window_batch
-    from train.musicnn import Musicnn
-    from train.transfer import Head, HeadConfig
+    from train.experiments.finetune import FrontTrack, MidAndHead, _window_batch
+    from train.backbones.musicnn import Musicnn
+    from train.heads import Head, HeadConfig
 
     torch.manual_seed(0)
     backbone = Musicnn().eval()

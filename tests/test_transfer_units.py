@@ -7,10 +7,11 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from train.musicnn import DEAD_WEIGHT, PATCH_FRAMES, LiveFrames, Musicnn  # noqa: E402
-from train.pretrained import musicnn_state_dict  # noqa: E402
+from train.backbones.musicnn import DEAD_WEIGHT, MUSICNN_SPEC, PATCH_FRAMES, LiveFrames, Musicnn  # noqa: E402
+from train.backbones.tf_checkpoint import musicnn_state_dict  # noqa: E402
 from train.export import write_checked  # noqa: E402
-from train.transfer import MUSICNN_SPEC, GenreMusicnn, Head, HeadConfig  # noqa: E402
+from train.heads import Head, HeadConfig  # noqa: E402
+from train.layouts import GenreMusicnn  # noqa: E402
 
 
 def _fake_tf_vars(net: Musicnn) -> dict[str, np.ndarray]:
@@ -109,7 +110,7 @@ def test_live_frames_of_layers_with_no_live_filter() -> None:
 
 def test_live_frames_of_the_pretrained_checkpoint() -> None:
     """MSD_musicnn itself (when converted here): the counts the model card states, same numbers."""
-    from train.transfer import PRETRAINED, load_backbone
+    from train.backbones.musicnn import PRETRAINED, load_backbone
 
     if not PRETRAINED.is_file():
         pytest.skip("the converted musicnn checkpoint is absent (python -m train pretrained)")
@@ -176,7 +177,8 @@ def test_sequence_network_equals_its_stretches_and_exports(tmp_path: Path) -> No
     from genre_infer.inference import SequenceRunner
     from genre_infer.model import ModelInfo, NetworkSpec
     from signals import rhythm
-    from train.transfer import CONTEXT_FRAMES, GenreMusicnnSequence
+    from train.backbones.musicnn import CONTEXT_FRAMES
+    from train.layouts import GenreMusicnnSequence
 
     backbone = _randomised()
     head = Head(backbone, 3, HeadConfig(kind="mlp", hidden=16)).eval()
@@ -232,7 +234,8 @@ def test_stream_network_exports_and_equals_the_sequence_one(tmp_path: Path) -> N
     from genre_infer.inference import StreamRunner
     from genre_infer.model import ModelInfo, NetworkSpec
     from signals import rhythm
-    from train.transfer import CONTEXT_FRAMES, NETWORKS, export_example
+    from train.backbones.musicnn import CONTEXT_FRAMES
+    from train.layouts import NETWORKS, export_example
 
     backbone = _with_dead_filters(2)
     head = Head(backbone, 3, HeadConfig(kind="mlp", hidden=16)).eval()
@@ -255,7 +258,7 @@ def test_stream_network_exports_and_equals_the_sequence_one(tmp_path: Path) -> N
 
 def test_level_normalised_embeddings_have_their_own_cache(tmp_path: Path) -> None:
     from train.data import Track
-    from train.transfer import _cache_path
+    from train.embeddings import cache_path as _cache_path
 
     clip = tmp_path / "blues.00001.wav"
     clip.write_bytes(b"x" * 10)
@@ -268,7 +271,7 @@ def test_level_normalised_embeddings_have_their_own_cache(tmp_path: Path) -> Non
 def test_a_lowpass_recipe_has_its_own_cache_for_augmented_copies_only(tmp_path: Path) -> None:
     from train.audio_augment import LOWPASS_P, Chain
     from train.data import Track
-    from train.transfer import _cache_path
+    from train.embeddings import cache_path as _cache_path
 
     clip = tmp_path / "blues.00001.wav"
     clip.write_bytes(b"x" * 10)
@@ -280,6 +283,26 @@ def test_a_lowpass_recipe_has_its_own_cache_for_augmented_copies_only(tmp_path: 
     assert Chain(0.5).key() == "|lowpass0.5" and Chain().key() == ""
     driven = _cache_path(t, 1, 0, "sequence", None, Chain(0.5, drive_p=0.3))
     assert driven not in (_cache_path(t, 1, 0, "sequence", None, Chain(0.5)), _cache_path(t, 1, 0, "sequence"))
+
+
+def test_a_cold_cache_embeds_what_a_warm_one_reads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Freshly computed embeddings are the cached (float16) numbers, so a build on a cold cache trains
+    the same head as a rerun (unrounded ones moved 1.6.0's rebuilt logits by 1.5e-4)."""
+    from test_train_e2e import make_tree
+
+    from train import embeddings
+
+    monkeypatch.setattr(embeddings, "EMBED_DIR", tmp_path / "cache" / "embeddings")
+    monkeypatch.setattr(embeddings, "load_backbone", _randomised)
+    root = make_tree(tmp_path / "data", per_genre=4)
+    cold, labels, _ = embeddings.embed_tracks(root, n_aug=1, layout="sequence", log=lambda m: None)
+    assert any((tmp_path / "cache" / "embeddings-sequence").iterdir())
+    warm, _, _ = embeddings.embed_tracks(root, n_aug=1, layout="sequence", log=lambda m: None)
+    assert len(cold) == len(warm) == 3 * 4 + 3 * 1 and len(labels) == 3  # 1 train clip per genre gets a copy
+    for a, b in zip(cold, warm):
+        assert (a.track.rel, a.version) == (b.track.rel, b.version)
+        assert a.pooled.dtype == b.pooled.dtype == np.float32
+        np.testing.assert_array_equal(a.pooled, b.pooled)
 
 
 def test_random_chain_lowpass_probability() -> None:
@@ -381,7 +404,7 @@ def test_vgg_port_computes_what_tensorflow_does() -> None:
     """The port against a NumPy forward pass with TensorFlow's layouts and layer order (catches a
     transposed kernel, pools over the wrong axes, batch norm before the ReLU, or a channel-first
     flatten, none of which a round trip of the weights would); a small width keeps it fast."""
-    from train.vgg import Vgg, load_vgg, vgg_state_dict
+    from train.experiments.vgg import Vgg, load_vgg, vgg_state_dict
 
     rng = np.random.default_rng(0)
     tf_vars = _vgg_tf_vars(rng, filters=4)
@@ -400,7 +423,7 @@ def test_vgg_port_computes_what_tensorflow_does() -> None:
 
 
 def test_vgg_missing_variable_fails_loudly() -> None:
-    from train.vgg import vgg_state_dict
+    from train.experiments.vgg import vgg_state_dict
 
     tf_vars = _vgg_tf_vars(np.random.default_rng(1))
     del tf_vars["4CNN/bias"]
@@ -412,7 +435,7 @@ def test_backbone_probe_scores_clips_from_their_windows() -> None:
     """The screen's probe on features that name the genre (plus noise) gets every valid clip
     right, and on pure noise stays near chance: the clip verdict averages window logits."""
     pytest.importorskip("sklearn")
-    from train.backbones import probe
+    from train.experiments.backbones import probe
 
     rng = np.random.default_rng(0)
     centres = rng.standard_normal((4, 8)) * 3

@@ -1,4 +1,6 @@
-"""``python -m train prepare|fit|search|evaluate|export|pretrained|transfer|distill`` (``--help`` on each)."""
+"""``python -m train build RECIPE --out MODEL.onnx`` builds a model from its recipe; the other
+commands run one stage each (``--help`` on each). Experiments that did not ship run from
+``train/experiments/`` (findings in ``train/EXPERIMENTS.md``)."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from .constants import CACHE_DIR, RUNS_DIR, SEED
 
 
 def _add_recipe(p: argparse.ArgumentParser) -> None:
-    from .fit import FitConfig
+    from .fit_config import FitConfig
 
     d = FitConfig()
     p.add_argument("--data", required=True, help="data root: <root>/audio/<genre>/* or <root>/<genre>/*")
@@ -43,10 +45,24 @@ def _add_recipe(p: argparse.ArgumentParser) -> None:
 
 
 def _config(a: argparse.Namespace):  # noqa: ANN202
-    from .fit import FitConfig
+    from .fit_config import FitConfig
 
     names = {f.name for f in fields(FitConfig)}
     return FitConfig(**{k: v for k, v in vars(a).items() if k in names})
+
+
+def cmd_build(a: argparse.Namespace) -> int:
+    from .recipe import RecipeError, build
+
+    try:
+        build(a.recipe, a.out, a.data, a.work, a.name, a.version, log=lambda m: print(m, flush=True))
+    except RecipeError as e:  # the recipe or the command line
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except (FileNotFoundError, ValueError) as e:  # the data (no genre folders, one genre, ...)
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def cmd_prepare(a: argparse.Namespace) -> int:
@@ -108,6 +124,21 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``python -m train``."""
     p = argparse.ArgumentParser(prog="python -m train", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
+
+    q = sub.add_parser("build", help="build a model from its recipe (every stage, e.g. the shipped default)",
+                       description="Run every stage of a recipe file (train/recipes/default.toml is the "
+                                   "shipped model): its kind's network, head and calibration, then loudness "
+                                   "level, the timeline's smoothing and the measured figures into the metadata.")
+    q.add_argument("recipe", help="a recipe file, e.g. train/recipes/default.toml")
+    q.add_argument("--out", required=True, type=Path, help="where to write the model (.onnx, atomically)")
+    q.add_argument("--data", type=Path, default=None,
+                   help="your own folder-per-genre tree instead of the recipe's data (<root>/<genre>/* "
+                        "or <root>/audio/<genre>/*, optional train/valid/test.txt lists)")
+    q.add_argument("--work", type=Path, default=None,
+                   help="folder for intermediate files and tables (default runs/<time>-build-<name>)")
+    q.add_argument("--name", default=None, help="model name (default: the recipe's, or with --data <folder>-<kind>)")
+    q.add_argument("--version", default=None, help="model version (default: the recipe's, or with --data 0.1.0)")
+    q.set_defaults(func=cmd_build)
 
     q = sub.add_parser("prepare", help="split the data and cache features",
                        description="Assign splits (lists or stratified) and cache whole-track features.")
@@ -177,29 +208,32 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--out", required=True, help="where to write the JSON")
     q.set_defaults(func=cmd_metrics_file)
 
-    for name, help_text in DELEGATED.items():  # commands with their own argument parsers
+    for name, (_, help_text) in DELEGATED.items():  # commands with their own argument parsers
         q = sub.add_parser(name, add_help=False, help=f"{help_text} (see `{name} --help`)")
         q.add_argument("args", nargs=argparse.REMAINDER)
         q.set_defaults(func=cmd_delegated, command=name)
     return p
 
 
-#: Commands whose modules parse their own arguments (``train.<name>.main(argv)``).
-DELEGATED = {
-    "pretrained": "convert the musicnn wheel's checkpoint",
-    "transfer": "the shipped recipe: musicnn transfer, search, calibration, CV, export",
-    "distill": "experiment: a small sequence CNN distilled from the transfer model, scored on valid",
-    "rebuild": "re-export a musicnn model's weights with today's (equivalent) graph, checked against the old file",
-    "quantize": "8-bit timbral convolutions for a musicnn model (the retired fast model)",
-    "finetune": "experiment: musicnn's mid end fine-tuned with the head against the frozen baseline, scored on valid",
-    "ensemble": "experiment: ensembles of genre heads (seeds, configurations) against one head, scored on valid",
-    "robustness": "a model's figures on one split under level, bandwidth, codec, noise, EQ and speed changes",
-    "level": "copy a model with loudness normalisation to the training clips' median level",
-    "smoothing": "fit the timeline's smoothing over time on validation and write it into models",
-    "backbones": "experiment: the musicnn wheel's other networks (MTT_musicnn, MSD_vgg) as genre features, scored on valid",
-    "audioset-select": "genre heads over EfficientAT mn04's AudioSet logits, compared by a fixed rule (GTZAN CV + emotify-dev)",
-    "audioset-build": "the AudioSet genre models (default: mn04 + musicnn MSD expert; fast: mn04) from a genre tree",
-    "audioset-report": "the AudioSet models' figures on GTZAN and emotify-dev, through genre-infer itself",
+#: Commands whose modules parse their own arguments (``<module>.main(argv)``): module and help.
+DELEGATED: dict[str, tuple[str, str]] = {
+    "pretrained": ("backbones.tf_checkpoint", "convert the musicnn wheel's checkpoint"),
+    "transfer": ("transfer", "the musicnn transfer stages alone (head search, calibration, CV, export), "
+                             "every choice on the command line"),
+    "level": ("level", "copy a model with loudness normalisation to the training clips' median level"),
+    "smoothing": ("smoothing", "fit the timeline's smoothing over time on validation and write it into models"),
+    "robustness": ("robustness", "a model's figures on one split under level, bandwidth, codec, noise, EQ and "
+                                 "speed changes"),
+    "distill": ("experiments.distill", "experiment: a small sequence CNN distilled from the transfer model"),
+    "rebuild": ("experiments.rebuild", "re-export a musicnn model's weights with today's (equivalent) graph"),
+    "quantize": ("experiments.quantize", "experiment: 8-bit timbral convolutions (the retired fast model)"),
+    "finetune": ("experiments.finetune", "experiment: musicnn's mid end fine-tuned with the head"),
+    "ensemble": ("experiments.ensemble", "experiment: ensembles of genre heads against one head"),
+    "backbones": ("experiments.backbones", "experiment: the musicnn wheel's other networks as genre features"),
+    "audioset-select": ("audioset_select", "genre heads over EfficientAT mn04's AudioSet logits, compared by a fixed "
+                                           "rule (GTZAN CV + emotify-dev)"),
+    "audioset-build": ("audioset_build", "the AudioSet genre models (default: mn04 + musicnn MSD expert; fast: mn04)"),
+    "audioset-report": ("audioset_report", "the AudioSet models' figures on GTZAN and emotify-dev, through genre-infer"),
 }
 
 
@@ -224,11 +258,7 @@ def cmd_metrics_file(a: argparse.Namespace) -> int:
 def cmd_delegated(a: argparse.Namespace) -> int:
     import importlib
 
-    module = importlib.import_module(f".{a.command.replace('-', '_')}", __package__)
-    if a.command == "pretrained":  # reads sys.argv itself
-        sys.argv = ["python -m train pretrained", *a.args]
-        module.main()
-        return 0
+    module = importlib.import_module(f".{DELEGATED[a.command][0]}", __package__)
     return int(module.main(list(a.args)))
 
 

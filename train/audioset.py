@@ -30,7 +30,7 @@ from torch import nn
 from genre_infer.features import FeatureSpec
 from genre_infer.model import ModelInfo, NetworkSpec
 
-from .mn04 import EMBED_DIM, N_CLASSES, TIME_STRIDE, Mn04, load_mn04
+from .backbones.mn04 import EMBED_DIM, N_CLASSES, TIME_STRIDE, Mn04, load_mn04
 
 __all__ = [
     "MN04_FEATURES", "CHUNK_FRAMES", "CONTEXT_FRAMES", "WEIGHTS", "CLASS_CSV", "audioset_labels",

@@ -39,10 +39,10 @@ from .audioset_select import (
 from .export import fit_temperature, write_metadata
 from .audioset_heads import fit_scale_bias, window_weights, zero_shot
 from .level import stored_level_db
-from .mn04 import load_mn04
-from .musicnn import MSD_TAGS
+from .backbones.mn04 import load_mn04
+from .backbones.musicnn import MSD_TAGS
 
-__all__ = ["MsdGenres", "export_msd_expert", "build", "main"]
+__all__ = ["MsdGenres", "export_msd_expert", "build", "build_recipe", "main"]
 
 EXPERT_FILE = "experts/musicnn-msd-genres.onnx"
 UNCERTAIN_BELOW = 0.35
@@ -78,7 +78,8 @@ def export_msd_expert(path: Path, labels: list[str], level_db: float) -> None:
     from genre_infer.model import NetworkSpec
 
     from .export import onnx_export
-    from .transfer import CONTEXT_FRAMES, MUSICNN_SPEC, GenreMusicnnStream, load_backbone
+    from .backbones.musicnn import CONTEXT_FRAMES, MUSICNN_SPEC, load_backbone
+    from .layouts import GenreMusicnnStream
 
     bb = load_backbone().eval()
     spec = replace(MUSICNN_SPEC, level_db=level_db)
@@ -98,17 +99,23 @@ def _mn04_genre_net(w: np.ndarray, b: np.ndarray) -> GenreMn04Stream:
     return GenreMn04Stream(load_mn04(WEIGHTS), w, b)
 
 
-def _heads(fit: list[Item], classes: list[str], l2: float) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
-    """``{"fast": (W, b, None), "default": (W, b, expert weights)}`` fitted on ``fit``."""
-    xs, ys, clip = [], [], []
-    for k, it in enumerate(fit):
-        logits = it.tags["mn04"][0]
-        xs.append(logits), ys.append(np.full(len(logits), GENRES.index(it.genre))), clip.append(np.full(len(logits), k))
-    y, c = np.concatenate(ys), np.concatenate(clip)
-    w_fast, b_fast = fit_scale_bias(np.concatenate(xs), y, window_weights(c, y), GENRES, classes, l2, GTZAN_GENRES)
-    a, cw, b = fit_two_params(fit, "mn04", l2, classes)
-    w0, _ = zero_shot(GENRES, classes)
-    return {"fast": (w_fast, b_fast, None), "default": ((w0 * a[:, None]).astype(np.float32), b.astype(np.float32), cw)}
+def _heads(fit: list[Item], classes: list[str], l2: float,
+           kinds: tuple[str, ...] = ("fast", "default")) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
+    """``{"fast": (W, b, None), "default": (W, b, expert weights)}`` fitted on ``fit`` (the ``kinds`` asked)."""
+    out: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray | None]] = {}
+    if "fast" in kinds:
+        xs, ys, clip = [], [], []
+        for k, it in enumerate(fit):
+            logits = it.tags["mn04"][0]
+            xs.append(logits), ys.append(np.full(len(logits), GENRES.index(it.genre))), clip.append(np.full(len(logits), k))
+        y, c = np.concatenate(ys), np.concatenate(clip)
+        w, b = fit_scale_bias(np.concatenate(xs), y, window_weights(c, y), GENRES, classes, l2, GTZAN_GENRES)
+        out["fast"] = (w, b, None)
+    if "default" in kinds:
+        a, cw, b = fit_two_params(fit, "mn04", l2, classes)
+        w0, _ = zero_shot(GENRES, classes)
+        out["default"] = ((w0 * a[:, None]).astype(np.float32), b.astype(np.float32), cw)
+    return out
 
 
 def _step_logits(it: Item, w: np.ndarray, b: np.ndarray, cw: np.ndarray | None) -> np.ndarray:
@@ -210,6 +217,55 @@ def build(out: Path, gtzan: Path, emotify: Path | None, version: str, l2: float 
     report["wall_s"] = round(time.time() - t0, 1)
     save_json(out / "build.json", report)
     return report
+
+
+def build_recipe(ctx):  # type: ignore[no-untyped-def]  # train.recipe.BuildContext -> Built (imported lazily)
+    """The ``audioset-transfer`` builder of :mod:`train.recipe`: one of this module's two models
+    (``[expert] enabled`` says which), its validation twin, and the recipe's shared tail (level,
+    smoothing, metrics) after it.
+
+    Recipe sections: ``[head] l2`` (0.01), ``[expert] enabled`` (true: musicnn's MSD tags as an
+    expert, the ``default``; false: mn04 alone, ``fast``).
+    """
+    from genre_infer.model import GenreModel
+
+    from .recipe import Built, section
+
+    head_cfg = section(ctx.recipe, "head", {"l2": 0.01})
+    expert_cfg = section(ctx.recipe, "expert", {"enabled": True})
+    kind = "default" if expert_cfg["enabled"] else "fast"
+    data, work = Path(ctx.data).resolve(), Path(ctx.work).resolve()
+    classes = audioset_labels()
+    lvl32, lvl16 = stored_level_db(data, MN04_FEATURES.sr), stored_level_db(data, 16000)
+    spec = replace(MN04_FEATURES, level_db=lvl32)
+    tagger = work / "tagger.onnx"
+    export_stream(tagger_model(WEIGHTS), classes, spec, tagger, "mn04-tagger", "1.0.0")
+    taggers = {"mn04": tagger}
+    expert = work / EXPERT_FILE
+    if kind == "default":
+        export_msd_expert(expert, GENRES, lvl16)
+        taggers["msd"] = expert
+    ctx.log(f"window logits of every clip (cached under .cache/window-tags): {', '.join(taggers)}")
+    items = [it for it in load_items(data, None, taggers, Path(".cache/window-tags")) if it.dataset == "gtzan"]
+    by = {s: [it for it in items if it.split == s] for s in ("train", "valid", "extra")}
+    valid_head = _heads(by["train"] + by["extra"], classes, head_cfg["l2"], (kind,))[kind]
+    ship_head = _heads(by["train"] + by["valid"] + by["extra"], classes, head_cfg["l2"], (kind,))[kind]
+    z = [_step_logits(it, *valid_head) for it in by["valid"]]
+    temperature = fit_temperature(np.concatenate(z), np.concatenate(
+        [np.full(len(zi), GENRES.index(it.genre)) for zi, it in zip(z, by["valid"])]))
+    note = {"data": f"{ctx.data_name} ({data.name})", "pretrained": "EfficientAT mn04_as (MIT; AudioSet labels CC BY 4.0)"
+            + ("; musicnn 0.1.0 MSD_musicnn (ISC)" if kind == "default" else ""),
+            "recipe": f"AudioSet zero-shot genre classes, a scale and bias per genre fitted (L2 {head_cfg['l2']})"
+            + (", plus musicnn's MSD tags read as genres, weighted per genre" if kind == "default" else ""),
+            "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "torch": torch.__version__}
+    model, valid = work / "model.onnx", work / "valid.onnx"
+    for path, head, fitted in ((model, ship_head, "train+valid+extra"), (valid, valid_head, "train+extra")):
+        _export(kind, head, path, spec, GENRES, temperature, ctx.version, dict(note, fitted_on=fitted), expert)
+        info = GenreModel(path, device="cpu").info
+        write_metadata(path, replace(info, name=ctx.name, uncertain_below=ctx.recipe.uncertain_below))
+    ctx.log(f"{kind}: temperature {temperature:.3f} (validation seconds)")
+    return Built(model, valid, {"kind": kind, "temperature": temperature, "l2": head_cfg["l2"],
+                                "level_db": {"mn04": lvl32, "musicnn": lvl16}})
 
 
 def main(argv: list[str] | None = None) -> int:

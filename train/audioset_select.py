@@ -150,7 +150,7 @@ MSD_GENRE_TAGS = {
 
 def msd_genre_steps(it: Item, expert: str = "msd") -> np.ndarray:
     """Per-second MSD genre logits: the highest of each genre's tags."""
-    from .musicnn import MSD_TAGS
+    from .backbones.musicnn import MSD_TAGS
 
     logits, starts, seg = it.tags[expert]
     if logits.shape[1] == len(GENRES):  # the expert model itself (train.audioset_build.MsdGenres)

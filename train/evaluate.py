@@ -18,7 +18,7 @@ from sklearn.metrics import classification_report, confusion_matrix
 from . import data, metrics
 from .constants import CACHE_DIR
 
-__all__ = ["evaluate", "confusion_text", "confusion_png", "per_source"]
+__all__ = ["evaluate", "confusion_text", "confusion_png", "per_source", "head_report"]
 
 
 def confusion_text(cm: np.ndarray, labels: list[str]) -> str:
@@ -153,3 +153,38 @@ def evaluate(
     (out_dir / "report.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines[2:6]))
     return out_dir
+
+
+def head_report(head: Any, items: list[Any], labels: list[str], temperature: float) -> dict[str, Any]:
+    """A genre head's scores on embedded clips (:mod:`train.embeddings`; clean versions only): track,
+    segment and second scores, per-genre report, confusion matrix, per-source track accuracy and
+    every track's verdict."""
+    from .backbones.musicnn import MUSICNN_SPEC
+    from .heads import predict
+
+    clean = [it for it in items if it.version == 0]
+    preds = predict(head, clean, temperature)
+    truth = [p.label for p in preds]
+    guess = [int(p.track_probs.argmax()) for p in preds]
+    present = sorted(set(truth) | set(guess))
+    by_source: dict[str, list[bool]] = {}
+    for it, p in zip(clean, preds):
+        src = it.track.source
+        src = "16 kHz source" if "16 kHz" in src else "15 s excerpt" if "15 s" in src \
+            else "22050 Hz source" if src else "unknown"
+        by_source.setdefault(src, []).append(int(p.track_probs.argmax()) == p.label)
+    second_hits = []
+    for it, p in zip(clean, preds):
+        steps, _ = metrics.track_timeline(p.window_logits, it.starts_s, MUSICNN_SPEC, it.n_samples, temperature)
+        second_hits.append(steps.argmax(1) == it.label)
+    hits = np.concatenate(second_hits)
+    return {
+        "scores": {**metrics.scores(preds, len(labels)), "second_accuracy": float(hits.mean()),
+                   "seconds": int(len(hits))},
+        "per_genre": classification_report(truth, guess, labels=present, target_names=[labels[i] for i in present],
+                                           output_dict=True, zero_division=0),
+        "confusion": {"labels": [labels[i] for i in present],
+                      "matrix": confusion_matrix(truth, guess, labels=present).tolist()},
+        "by_source": {k: {"tracks": len(v), "track_accuracy": float(np.mean(v))} for k, v in by_source.items()},
+        "tracks": {it.track.rel: labels[int(p.track_probs.argmax())] for it, p in zip(clean, preds)},
+    }

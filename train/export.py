@@ -30,41 +30,12 @@ from genre_infer.features import FeatureSpec
 from genre_infer.model import ModelInfo
 
 from . import metrics
+from .calibrate import ece, fit_temperature
 from .constants import CACHE_DIR, OPSET, PARITY_TOL, REPO_ROOT
 from .fit import evaluate_split, load_run, prepare
 
-__all__ = ["fit_temperature", "ece", "onnx_export", "parity", "write_metadata", "write_checked", "export",
+__all__ = ["onnx_export", "parity", "write_metadata", "write_checked", "export",
            "update_metrics", "metrics_file"]
-
-
-def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
-    """Temperature ``T > 0`` minimising the NLL of ``softmax(logits / T)`` (LBFGS on ``log T``)."""
-    z = torch.from_numpy(logits.astype(np.float64))
-    y = torch.from_numpy(labels.astype(np.int64))
-    log_t = torch.zeros(1, dtype=torch.float64, requires_grad=True)
-    opt = torch.optim.LBFGS([log_t], lr=0.5, max_iter=100, line_search_fn="strong_wolfe")
-
-    def closure() -> torch.Tensor:
-        opt.zero_grad()
-        loss = nn.functional.cross_entropy(z / log_t.exp(), y)
-        loss.backward()
-        return loss
-
-    opt.step(closure)
-    return float(np.clip(log_t.exp().item(), 0.05, 20.0))
-
-
-def ece(probs: np.ndarray, labels: np.ndarray, bins: int = 15) -> float:
-    """Expected calibration error of top-1 confidence (equal-width bins)."""
-    conf = probs.max(1)
-    correct = probs.argmax(1) == labels
-    edges = np.linspace(0.0, 1.0, bins + 1)
-    total = 0.0
-    for lo, hi in zip(edges[:-1], edges[1:]):
-        m = (conf > lo) & (conf <= hi)
-        if m.any():
-            total += m.mean() * abs(correct[m].mean() - conf[m].mean())
-    return float(total)
 
 
 def onnx_export(net: nn.Module, spec: FeatureSpec, path: Path, sequence: bool = False, layout: str | None = None) -> None:

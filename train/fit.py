@@ -17,7 +17,7 @@ import json
 import os
 import random
 import time
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -29,65 +29,10 @@ from torch import nn
 from genre_infer.features import FeatureSpec
 
 from . import augment, data, metrics, nets
-from .constants import (
-    BATCH_SIZE, CACHE_DIR, CROPS_PER_TRACK, DEFAULT_SEGMENT_S, EPOCHS, FREQ_MASK, GAIN_DB, HOP_LENGTH,
-    LEARNING_RATE, LOG_SCALE, MIXUP_ALPHA, N_FFT, N_MELS, N_MFCC, PATIENCE, RESULTS_CSV, RUNS_DIR,
-    SAMPLE_RATE, SEED, THREADS_ENV, TIME_MASK, TRAIN_SPLITS, WEIGHT_DECAY, WINDOW_HOP_S,
-)
+from .constants import CACHE_DIR, RESULTS_CSV, RUNS_DIR, THREADS_ENV, WINDOW_HOP_S
+from .fit_config import FitConfig
 
 __all__ = ["FitConfig", "Prepared", "prepare", "fit", "make_spec", "load_run", "device"]
-
-
-@dataclass
-class FitConfig:
-    """Everything that defines a training run (saved as ``config.json``)."""
-
-    data: str = ""
-    name: str = "run"
-    kind: str = "melgram"
-    segment_s: float = DEFAULT_SEGMENT_S
-    sr: int = SAMPLE_RATE
-    n_fft: int = N_FFT
-    hop_length: int = HOP_LENGTH
-    n_mels: int = N_MELS
-    n_mfcc: int = N_MFCC
-    log_scale: float = LOG_SCALE
-    compression: str = "log10_1p"
-    net: str = "cnn"
-    channels: tuple[int, ...] = (16, 32, 64, 128)
-    activation: str = "relu"
-    dropout: float = 0.3
-    optimizer: str = "adamw"
-    lr: float = LEARNING_RATE
-    momentum: float = 0.9
-    weight_decay: float = WEIGHT_DECAY
-    scheduler: str = "cosine"
-    batch_size: int = BATCH_SIZE
-    epochs: int = EPOCHS
-    patience: int = PATIENCE
-    crops_per_track: int = CROPS_PER_TRACK
-    gain_db: float = GAIN_DB
-    freq_mask: int = FREQ_MASK
-    time_mask: int = TIME_MASK
-    mixup_alpha: float = MIXUP_ALPHA
-    label_smoothing: float = 0.0
-    train_splits: tuple[str, ...] = TRAIN_SPLITS
-    seed: int = SEED
-    max_minutes: float = 0.0
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> FitConfig:
-        """Inverse of ``asdict`` (lists back to tuples; unknown keys rejected)."""
-        known = {f.name for f in fields(cls)}
-        bad = set(d) - known
-        if bad:
-            raise ValueError(f"unknown config keys {sorted(bad)}")
-        d = dict(d)
-        for k in ("channels", "train_splits"):
-            if k in d:
-                d[k] = tuple(d[k])
-        return cls(**d)
 
 
 def segment_frames(segment_s: float, sr: int, hop_length: int) -> int:

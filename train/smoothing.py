@@ -31,9 +31,11 @@ from genre_infer.model import TIMELINE_FORMAT, ModelInfo, TimelineSpec
 
 from .constants import REPO_ROOT, SEED
 from .data import assign_splits, discover
-from .export import amend_metadata, ece
+from .calibrate import ece
+from .export import amend_metadata
 
-__all__ = ["Case", "timeline_cases", "fit_temperature", "grid_rows", "choose", "with_timeline", "main"]
+__all__ = ["Case", "timeline_cases", "fit_temperature", "grid_rows", "choose", "smoothed_clips", "with_timeline", "table",
+           "main"]
 
 #: Switch probabilities tried (per second).
 GRID = (0.3, 0.2, 0.1, 0.05, 0.03, 0.02, 0.01)
@@ -158,12 +160,20 @@ def choose(rows: list[dict[str, float]], max_ece: float = MAX_ECE) -> dict[str, 
     raise RuntimeError(f"no switch probability keeps the per-second ECE within {max_ece}")
 
 
+def smoothed_clips(cases: list[Case], switch_prob: float, temperature: float) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """The clip timelines' seconds as the runtime gives them with this smoothing, and their truth."""
+    clips = [c for c in cases if c.kind == "clip"]
+    return ([tl.sticky_smooth(c.probs.astype(np.float64), switch_prob, temperature).astype(np.float64) for c in clips],
+            [c.truth for c in clips])
+
+
 def with_timeline(src: Path, out: Path, spec: TimelineSpec, version: str | None, note: dict[str, object]) -> ModelInfo:
     """Copy ``src`` to ``out`` with ``timeline`` smoothing set (and ``version``, a note)."""
     return amend_metadata(src, out, {"timeline": asdict(spec)}, ("timeline", dict(note)), version, TIMELINE_FORMAT)
 
 
-def _table(rows: list[dict[str, float]]) -> str:
+def table(rows: list[dict[str, float]]) -> str:
+    """The grid's rows as a Markdown table (the model card's form)."""
     out = ["| switch per second | temperature | seconds: clips | pairs | 10-s inserts | inside the insert | mean "
            "| per-second ECE (clips) | track accuracy | song ECE |", "|" + "---|" * 10]
     for r in rows:
@@ -193,8 +203,8 @@ def main(argv: list[str] | None = None) -> int:
     a.out.mkdir(parents=True, exist_ok=True)
     (a.out / "smoothing.json").write_text(json.dumps({"model": str(a.model), "rows": rows, "chosen": best,
                                                        "max_ece": MAX_ECE, "cases": len(cases)}, indent=2) + "\n")
-    (a.out / "smoothing.md").write_text(_table(rows) + "\n")
-    print(_table(rows))
+    (a.out / "smoothing.md").write_text(table(rows) + "\n")
+    print(table(rows))
     rule = str(best.pop("rule", f"highest mean seconds right with per-second ECE <= {MAX_ECE}"))
     spec = TimelineSpec(best["switch_prob"], round(best["temperature"], 3))
     print(f"chosen: switch_prob {spec.switch_prob}, temperature {spec.temperature}")

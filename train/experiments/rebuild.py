@@ -5,7 +5,7 @@ equivalent graph), the shipped model need not be retrained: the genre head's
 weights are read back from the ONNX initializers (the exporter keeps the
 names of weights it does not fold), the frozen backbone comes from the
 converted musicnn checkpoint, both go into today's
-network of the requested layout (:data:`~train.transfer.NETWORKS`),
+network of the requested layout (:data:`~train.layouts.NETWORKS`),
 exported again with the same metadata (new version, and a note of where it came
 from), and checked twice: onnxruntime against torch, and the new file against
 the old one on the same input. Nothing is written unless both agree.
@@ -25,8 +25,10 @@ import torch
 from genre_infer.inference import window_logits
 from genre_infer.model import GenreModel, ModelInfo
 
-from .export import PARITY_TOL, write_checked
-from .transfer import NETWORKS, Head, HeadConfig, export_example, load_backbone
+from ..export import PARITY_TOL, write_checked
+from ..backbones.musicnn import load_backbone
+from ..heads import Head, HeadConfig
+from ..layouts import NETWORKS, export_example
 
 __all__ = ["state_from_onnx", "rebuild", "main"]
 
@@ -126,3 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     diffs = rebuild(a.src, a.out, a.version, a.layout)
     print(f"rebuilt {a.src} -> {a.out} ({a.version}): " + json.dumps(diffs))
     return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -35,7 +35,7 @@ from genre_infer.constants import METADATA_KEY
 from genre_infer.loudness import to_level
 from genre_infer.model import GenreModel, ModelInfo
 
-from .data import assign_splits, discover
+from ..data import assign_splits, discover
 
 __all__ = ["timbral_convs", "calibration_feeds", "quantize", "main"]
 
@@ -196,7 +196,7 @@ def quantize(src: Path, out: Path, feeds: list[dict[str, np.ndarray]], name: str
 
 def main(argv: list[str] | None = None) -> int:
     """Command line: ``python -m train quantize SRC.onnx --out DST.onnx``."""
-    from .transfer import REPO_ROOT
+    from ..constants import REPO_ROOT
 
     ap = argparse.ArgumentParser(prog="python -m train quantize", description=__doc__.split("\n\n")[0])
     ap.add_argument("src", type=Path, help="an exported musicnn model (sequence or stream layout)")
@@ -208,3 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     res = quantize(a.src, a.out, calibration_feeds(GenreModel(a.src, device="cpu"), a.data), a.name)
     print(f"quantized {a.src} -> {a.out}: " + json.dumps(res))
     return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -18,7 +18,7 @@ Input is the log-mel spectrogram of :func:`genre_infer.features.melgram` with
 EfficientAT's parameters, laid out ``(batch, 1, 128 mels, frames)``. The
 network downsamples time and frequency by 32; :meth:`Mn04.columns` returns its
 feature map averaged over frequency, one 384-d column per 32 frames, which the
-genre models pool into windows (:class:`train.audioset.StreamNet`).
+genre models pool into windows (:class:`train.audioset.GenreMn04Stream`).
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ logits are the mean of the frame logits it covers, exactly as
 :class:`genre_infer.inference.SequenceRunner` computes them at run time.
 
 It learns from the teacher on every cached clip version (the clean clip and its
-augmented copies, :func:`train.transfer.version_audio`):
+augmented copies, :func:`train.embeddings.version_audio`):
 
 - ``mse``: its window embedding matches musicnn's 200-d penultimate embedding
   (label-free knowledge from the Million Song Dataset);
@@ -40,10 +40,12 @@ from torch import nn
 from genre_infer import audio as gi_audio
 from genre_infer import features as gi_features
 
-from .constants import REPO_ROOT, SEED
-from .data import Track
-from .metrics import TrackPrediction, scores, softmax, track_verdict
-from .transfer import MUSICNN_SPEC, EmbeddedTrack, Head, HeadConfig, embed_tracks, fit_head, load_backbone, version_audio
+from ..constants import REPO_ROOT, SEED
+from ..data import Track
+from ..metrics import TrackPrediction, scores, softmax, track_verdict
+from ..backbones.musicnn import MUSICNN_SPEC, load_backbone
+from ..embeddings import EmbeddedTrack, embed_tracks, version_audio
+from ..heads import Head, HeadConfig, fit_head
 
 __all__ = ["StudentConfig", "Student", "StudentItem", "student_items", "fit_student", "predict", "run", "main"]
 
@@ -289,7 +291,8 @@ def run(root: str | os.PathLike[str], out_dir: Path, n_aug: int, cfg: StudentCon
 
     Validation only: the student is not shipped unless it earns it, so test is not read.
     """
-    from .transfer import _split, evaluate_items
+    from ..embeddings import select as _split
+    from ..heads import evaluate_items
 
     t0 = time.time()
     items, labels, _ = embed_tracks(root, n_aug, log=log)

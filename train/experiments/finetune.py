@@ -28,13 +28,12 @@ from torch import nn
 from genre_infer import audio as gi_audio
 from genre_infer import features as gi_features
 
-from .constants import REPO_ROOT, SEED
-from .data import Track, assign_splits, discover
-from .musicnn import PATCH_FRAMES, Musicnn
-from .transfer import (
-    MUSICNN_SPEC, EmbeddedTrack, Head, HeadConfig, _cache_path, evaluate_items, load_backbone, pool_windows,
-    version_audio,
-)
+from ..constants import REPO_ROOT, SEED
+from ..data import Track, assign_splits, discover
+from ..backbones.musicnn import MUSICNN_SPEC, PATCH_FRAMES, Musicnn, load_backbone, pool_windows
+from ..embeddings import EmbeddedTrack, version_audio
+from ..embeddings import cache_path as _cache_path
+from ..heads import Head, HeadConfig, evaluate_items
 
 __all__ = ["FrontTrack", "FinetuneConfig", "front_tracks", "MidAndHead", "finetune", "main"]
 
@@ -239,3 +238,7 @@ def main(argv: list[str] | None = None) -> int:
         results.append(r)
         (a.out / "result.json").write_text(json.dumps({"head": asdict(head_cfg), "arms": results}, indent=2))
     return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

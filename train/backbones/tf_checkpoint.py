@@ -21,7 +21,7 @@ import argparse
 import struct
 import zipfile
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -158,7 +158,7 @@ def _from_folder(folder: Path) -> dict[str, np.ndarray]:
 
 
 def musicnn_state_dict(tf_vars: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Map musicnn's TensorFlow variables onto :class:`train.musicnn.Musicnn`'s parameter names.
+    """Map musicnn's TensorFlow variables onto :class:`train.backbones.musicnn.Musicnn`'s parameter names.
 
     tf.compat.v1.layers names layers by creation order (``conv2d``, ``conv2d_1``,
     ...; ``batch_normalization``, ``batch_normalization_1``, ...). musicnn creates
@@ -212,7 +212,7 @@ def musicnn_state_dict(tf_vars: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 
 def load_musicnn(tf_vars: dict[str, np.ndarray]) -> Musicnn:
-    """:class:`train.musicnn.Musicnn` with every weight from musicnn's TensorFlow variables, in eval mode.
+    """:class:`train.backbones.musicnn.Musicnn` with every weight from musicnn's TensorFlow variables, in eval mode.
 
     Fails when any weight is missing or has the wrong shape, so that nothing is left at its
     random initialisation (musicnn's own extractor silently keeps random weights).
@@ -250,16 +250,18 @@ def convert(source: Path, out: Path, model: str = "MSD_musicnn") -> dict[str, ob
             "parameters": sum(p.numel() for p in net.parameters()), "out": str(out)}
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
+    """Command line: ``python -m train pretrained [--wheel W] [--model M] [--out PATH]``."""
     ap = argparse.ArgumentParser(prog="python -m train pretrained", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--wheel", type=Path,
                     help="musicnn-0.1.0-py3-none-any.whl or an unpacked checkpoint folder "
                          "(default: pip download it from PyPI next to --out)")
     ap.add_argument("--model", default="MSD_musicnn", help="checkpoint inside the wheel")
     ap.add_argument("--out", type=Path, default=Path(".cache/pretrained/msd_musicnn.pt"))
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     wheel = args.wheel or fetch_wheel(args.out.parent)
     print(convert(wheel, args.out, args.model))
+    return 0
 
 
 def fetch_wheel(folder: Path) -> Path:
@@ -273,5 +275,24 @@ def fetch_wheel(folder: Path) -> Path:
     return folder / "musicnn-0.1.0-py3-none-any.whl"
 
 
+def ensure_pretrained(out: Path | None = None, log: Any = print) -> Path:
+    """The converted MSD_musicnn checkpoint, fetched from PyPI and converted first if it is missing."""
+    from .musicnn import PRETRAINED
+
+    out = out or PRETRAINED
+    if not out.is_file():
+        import subprocess
+
+        log(f"{out} is missing: fetching the musicnn 0.1.0 wheel from PyPI and converting MSD_musicnn")
+        try:
+            wheel = fetch_wheel(out.parent)
+        except subprocess.CalledProcessError:
+            raise FileNotFoundError("could not fetch musicnn 0.1.0 from PyPI (pip download failed); with the wheel "
+                                    "at hand run `python -m train pretrained --wheel musicnn-0.1.0-py3-none-any.whl`"
+                                    ) from None
+        convert(wheel, out, "MSD_musicnn")
+    return out
+
+
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -3,7 +3,7 @@
 ``python -m train backbones --wheel musicnn-0.1.0-py3-none-any.whl [--out DIR]``
 
 The shipped model builds on ``MSD_musicnn``. The same wheel holds ``MTT_musicnn`` (the same
-architecture trained on MagnaTagATune's tags) and ``MSD_vgg`` (:mod:`train.vgg`, a VGG-style
+architecture trained on MagnaTagATune's tags) and ``MSD_vgg`` (:mod:`train.experiments.vgg`, a VGG-style
 stack trained on the Million Song Dataset's tags). Each is tried here alone and joined to
 ``MSD_musicnn``, under one protocol cheap enough to compare them fairly: the clean clips
 only (no augmentation), every clip scaled to the training clips' median level, one
@@ -31,9 +31,9 @@ from genre_infer import audio as gi_audio
 from genre_infer import features as gi_features
 from genre_infer.loudness import to_level
 
-from .constants import REPO_ROOT, SEED
-from .data import assign_splits, discover
-from .metrics import track_windows
+from ..constants import REPO_ROOT, SEED
+from ..data import assign_splits, discover
+from ..metrics import track_windows
 
 __all__ = ["embed_clean", "probe", "table", "main"]
 
@@ -47,8 +47,8 @@ Extractor = Callable[[torch.Tensor], torch.Tensor]
 
 def _extractors(wheel: Path) -> dict[str, Extractor]:
     """Window batch ``(W, 187, 96)`` → features ``(W, D)`` for each backbone of the wheel."""
-    from .musicnn import Musicnn
-    from .pretrained import _from_wheel, load_musicnn
+    from ..backbones.musicnn import Musicnn
+    from ..backbones.tf_checkpoint import _from_wheel, load_musicnn
     from .vgg import load_vgg
 
     out: dict[str, Extractor] = {}
@@ -74,8 +74,8 @@ def embed_clean(root: str, wheel: Path, log: Any = print) -> dict[str, dict[str,
     dict
         Clip name → ``{"split", "label" (genre index), "features" (backbone → (windows, D))}``.
     """
-    from .level import stored_level_db
-    from .transfer import MUSICNN_SPEC as spec
+    from ..level import stored_level_db
+    from ..backbones.musicnn import MUSICNN_SPEC as spec
 
     tracks, labels = discover(root)
     assign_splits(tracks, root, SEED)

@@ -2,7 +2,7 @@
 
 The shipped model has one head (a linear probe on musicnn's pretrained 200-d layer).
 This trains the search's best configurations (ranked on validation by a transfer run)
-with several seeds each, on the same cached embeddings as :mod:`train.transfer`
+with several seeds each, on the same cached embeddings as :mod:`train.embeddings`
 (train+extra, augmented copies, early stopping on validation), and scores single heads
 and ensembles (mean of their logits) the way the runtime would: per-second logits with
 a temperature fitted on validation, track verdicts, segment and second accuracy.
@@ -20,10 +20,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from .constants import REPO_ROOT
-from .metrics import softmax
-from .transfer import SEARCH_SPACE, EmbeddedTrack, Head, HeadConfig, _report, _split, embed_tracks, fit_head, \
-    load_backbone, second_logits
+from ..constants import REPO_ROOT
+from ..metrics import softmax
+from ..backbones.musicnn import load_backbone
+from ..embeddings import EmbeddedTrack, embed_tracks
+from ..embeddings import select as _split
+from ..evaluate import head_report as _report
+from ..heads import SEARCH_SPACE, Head, HeadConfig, fit_head, second_logits
 
 __all__ = ["MeanHeads", "score", "main"]
 
@@ -41,7 +44,7 @@ class MeanHeads(nn.Module):
 
 def score(head: nn.Module, valid: list[EmbeddedTrack], labels: list[str]) -> dict[str, Any]:
     """Validation figures of ``head`` at its own fitted temperature (per-second ECE included)."""
-    from .export import ece, fit_temperature
+    from ..calibrate import ece, fit_temperature
 
     head.eval()
     z, y = second_logits(head, valid)  # type: ignore[arg-type]
@@ -88,3 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     (a.out / "result.json").write_text(json.dumps({"search": str(a.search), "n_aug": a.n_aug, "arms": results},
                                                   indent=2, default=float) + "\n")
     return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

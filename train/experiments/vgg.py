@@ -4,10 +4,10 @@ Five blocks of 3x3 convolution (128 filters, "same" padding), ReLU, batch norm a
 pooling over a 3-s log-mel patch ``(187 frames, 96 bands)``; the last pooling leaves
 ``2 x 1 x 128`` values that a dense layer maps to 50 tags. It only takes 3-s patches and
 costs about 0.9 GMAC per patch (musicnn without its dead filters: 0.76 MMAC per frame), so it
-is screened as a second source of pretrained features (:mod:`train.backbones`), not shipped.
+is screened as a second source of pretrained features (:mod:`train.experiments.backbones`), not shipped.
 
 The weights come from the same wheel as musicnn's (ISC licence), read without TensorFlow by
-:func:`train.pretrained.read_checkpoint`; the port matches the wheel's own TensorFlow taggram.
+:func:`train.backbones.tf_checkpoint.read_checkpoint`; the port matches the wheel's own TensorFlow taggram.
 """
 
 from __future__ import annotations
