@@ -229,8 +229,14 @@ def build_recipe(ctx):  # type: ignore[no-untyped-def]  # train.recipe.BuildCont
     """
     from genre_infer.model import GenreModel
 
-    from .recipe import Built, section
+    from .data import discover
+    from .recipe import Built, RecipeError, section
 
+    _, tree_genres = discover(ctx.data)
+    if sorted(tree_genres) != sorted(GTZAN_GENRES):
+        raise RecipeError(f"{ctx.data}: the audioset-transfer recipe reads GTZAN's ten genres from AudioSet's classes "
+                          f"(this tree has {', '.join(sorted(tree_genres))}); for other genres use "
+                          "train/recipes/gtzan-musicnn.toml, which trains a head for any genres")
     head_cfg = section(ctx.recipe, "head", {"l2": 0.01})
     expert_cfg = section(ctx.recipe, "expert", {"enabled": True})
     kind = "default" if expert_cfg["enabled"] else "fast"
