@@ -106,7 +106,11 @@ def seekable_copy(path: str | os.PathLike[str]) -> Iterator[str | os.PathLike[st
     """``path`` itself when it is a regular file (or missing: the decoder says so); otherwise
     (a pipe, ``/dev/stdin``, process substitution) a temporary copy of what it holds."""
     p = Path(path)
-    if is_regular_file(p) or not p.exists() or p.is_dir():
+    try:
+        mode = os.stat(p).st_mode
+    except (OSError, ValueError):  # missing, or a name that cannot be looked at: the decoder says which
+        mode = None
+    if mode is None or stat.S_ISREG(mode) or stat.S_ISDIR(mode):
         yield path
         return
     try:

@@ -606,6 +606,14 @@ def main(
         _error(exc.message)
         ctx.exit(EXIT_USAGE)
     files = list(expand_paths(paths))
+    from .output import display_path
+
+    for option, target in (("-o", output), ("--plot", plot_path), ("--html", html_path)):
+        same = _input_it_is(target, files)
+        if same is not None:  # before any other check of the option: this is what is wrong with it
+            _error(f"{option} {display_path(target or '')} is one of the inputs ({display_path(same)}): "
+                   "it would be overwritten")
+            ctx.exit(EXIT_USAGE)
     problem = None if list_genres or model_info else _input_problem(files, plot_path, html_path, html_audio)
     if problem:
         _error(problem)
@@ -652,11 +660,6 @@ def main(
     visuals = _Visuals(plot_path, html_path, html_audio)
     output = _stderr_path(output)
     try:
-        for option, target in (("-o", output), ("--plot", plot_path), ("--html", html_path)):
-            same = _input_it_is(target, files)
-            if same is not None:
-                raise OutputError(f"{option} {display_path(target or '')} is one of the inputs "
-                                  f"({display_path(same)}): it would be overwritten")
         visuals.check()
         writer = Writer(fmt, output, model={"name": clf.name, "version": clf.version},  # type: ignore[arg-type]
                         labels=clf.labels, top_k=top_k, timeline=timeline)

@@ -18,6 +18,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+#: Fits run in float64: their result then does not depend on how many threads sum the loss.
+F64 = torch.float64
+
 __all__ = ["GENRE_CLASSES", "MUSIC_GENRE_CLASSES", "zero_shot", "fit_scale_bias", "fit_stacked", "window_weights"]
 
 #: The AudioSet class each genre reads in zero-shot.
@@ -60,7 +63,7 @@ def window_weights(clip_of_window: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 def _fit(params: list[torch.Tensor], logits_fn, y: np.ndarray, weights: np.ndarray, penalty_fn) -> None:
     yt = torch.as_tensor(y, dtype=torch.long)
-    wt = torch.as_tensor(weights)
+    wt = torch.as_tensor(weights, dtype=F64)
     opt = torch.optim.LBFGS(params, lr=0.5, max_iter=300, line_search_fn="strong_wolfe")
 
     def closure() -> torch.Tensor:
@@ -79,10 +82,10 @@ def fit_scale_bias(tags: np.ndarray, y: np.ndarray, weights: np.ndarray, labels:
     with labels ``y`` (indices into ``labels``), penalised by ``l2 * ((a - 1)^2 + b^2)``.
     Genres not in ``trained`` get the trained genres' mean scale and bias."""
     w0, _ = zero_shot(labels, classes)
-    z0 = torch.as_tensor(tags @ w0.T)
+    z0 = torch.as_tensor(tags.astype(np.float64) @ w0.T.astype(np.float64))
     t = np.array([g in trained for g in labels])
-    a = torch.ones(len(labels), requires_grad=True)
-    b = torch.zeros(len(labels), requires_grad=True)
+    a = torch.ones(len(labels), dtype=F64, requires_grad=True)
+    b = torch.zeros(len(labels), dtype=F64, requires_grad=True)
     mask = torch.as_tensor(t)
 
     def logits() -> torch.Tensor:
@@ -101,15 +104,15 @@ def fit_stacked(tags: np.ndarray, y: np.ndarray, weights: np.ndarray, labels: li
     Genres not in ``trained`` keep their zero-shot row, with the trained rows' mean bias."""
     cols = [classes.index(c) for c in MUSIC_GENRE_CLASSES]
     w0_full, _ = zero_shot(labels, classes)
-    w0 = torch.as_tensor(np.ascontiguousarray(w0_full[:, cols]))
-    x = torch.as_tensor(tags[:, cols])
+    w0 = torch.as_tensor(np.ascontiguousarray(w0_full[:, cols]), dtype=F64)
+    x = torch.as_tensor(tags[:, cols], dtype=F64)
     t = np.array([g in trained for g in labels])
     mask = torch.as_tensor(t)
     w = w0.clone().contiguous().requires_grad_(True)
-    b = torch.zeros(len(labels), requires_grad=True)
+    b = torch.zeros(len(labels), dtype=F64, requires_grad=True)
 
     def logits() -> torch.Tensor:
-        return torch.where(mask, x @ w.T + b, torch.full((len(x), len(labels)), -1e4))
+        return torch.where(mask, x @ w.T + b, torch.full((len(x), len(labels)), -1e4, dtype=F64))
 
     _fit([w, b], logits, y, weights, lambda: l2 * (((w - w0) ** 2)[mask].sum() + (b**2)[mask].sum()))
     w_, b_ = w.detach().numpy(), b.detach().numpy().copy()

@@ -183,11 +183,13 @@ def fit_two_params(fit: list[Item], ex: str, l2: float, classes: list[str]) -> t
         a, m = _two_features(it, ex, classes)
         xa.append(a), xm.append(m), ys.append(np.full(len(a), GENRES.index(it.genre))), clip.append(np.full(len(a), k))
     y, c = np.concatenate(ys), np.concatenate(clip)
-    wt = torch.as_tensor(window_weights(c, y))
-    A, M = torch.as_tensor(np.concatenate(xa)), torch.as_tensor(np.concatenate(xm))
+    f64 = torch.float64  # the fit then does not depend on how many threads sum the loss
+    wt = torch.as_tensor(window_weights(c, y), dtype=f64)
+    A, M = torch.as_tensor(np.concatenate(xa), dtype=f64), torch.as_tensor(np.concatenate(xm), dtype=f64)
     trained = torch.as_tensor([g in GTZAN_GENRES for g in GENRES])
-    pa, pc, pb = torch.ones(len(GENRES), requires_grad=True), torch.full((len(GENRES),), 0.5, requires_grad=True), \
-        torch.zeros(len(GENRES), requires_grad=True)
+    pa = torch.ones(len(GENRES), dtype=f64, requires_grad=True)
+    pc = torch.full((len(GENRES),), 0.5, dtype=f64, requires_grad=True)
+    pb = torch.zeros(len(GENRES), dtype=f64, requires_grad=True)
     opt = torch.optim.LBFGS([pa, pc, pb], lr=0.5, max_iter=300, line_search_fn="strong_wolfe")
     yt = torch.as_tensor(y, dtype=torch.long)
 
