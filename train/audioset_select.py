@@ -227,8 +227,8 @@ def make_candidates(classes: list[str], experts: list[str]) -> dict[str, tuple[i
         if "msd" in experts:
             for l2 in (0.01, 0.1):
                 c[f"{ex}+msd:scale-bias(l2={l2})"] = (30, lambda fit, ex=ex, l2=l2: _fit_two(fit, ex, l2, classes))
-            c[f"{ex}+msd:zero-shot(0.5)"] = (0, lambda fit, ex=ex: (lambda h: (lambda it: _sum2(h(it), msd_genre_steps(it))))(
-                _affine(ex, *zero_shot(GENRES, classes))))
+            c[f"{ex}+msd:zero-shot(0.5)"] = (0, lambda fit, ex=ex: (lambda h: (lambda it: _sum_beta(
+                h(it), msd_genre_steps(it), 0.5)))(_affine(ex, *zero_shot(GENRES, classes))))
         c[f"{ex}:zero-shot"] = (0, lambda fit, ex=ex: _affine(ex, *zero_shot(GENRES, classes)))
         for l2 in (0.01, 0.1, 1.0):
             c[f"{ex}:scale-bias(l2={l2})"] = (20, lambda fit, ex=ex, l2=l2: _affine(
@@ -237,11 +237,6 @@ def make_candidates(classes: list[str], experts: list[str]) -> dict[str, tuple[i
             c[f"{ex}:stacked(l2={l2})"] = (500, lambda fit, ex=ex, l2=l2: _affine(
                 ex, *fit_stacked(*_windows(fit, ex), GENRES, classes, l2, GTZAN_GENRES)))
     return c
-
-
-def _sum2(a: np.ndarray, m: np.ndarray) -> np.ndarray:
-    n = min(len(a), len(m))
-    return a[:n] + 0.5 * m[:n]
 
 
 def musicnn_steps(it: Item) -> np.ndarray:
