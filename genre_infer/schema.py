@@ -16,7 +16,7 @@ import numbers
 import unicodedata
 from typing import Any, Mapping
 
-__all__ = ["check_metadata", "check_features", "check_network", "check_timeline", "json_depth",
+__all__ = ["check_metadata", "check_features", "check_network", "check_timeline", "check_experts", "json_depth",
            "MAX_METADATA_BYTES", "MAX_DEPTH", "MAX_LABELS", "MAX_LABEL_CHARS"]
 
 #: Largest metadata document read (bytes of JSON).
@@ -30,6 +30,8 @@ MAX_LABEL_CHARS = 100
 MAX_NAME_CHARS = 100
 
 LAYOUTS = ("windows", "sequence", "stream")
+#: Experts (networks whose logits are added to a model's) one model may name.
+MAX_EXPERTS = 4
 
 
 def _is_int(v: Any) -> bool:
@@ -150,6 +152,28 @@ def check_timeline(d: Any) -> None:
         _number(d, "temperature", 1e-3, 1e3, "timeline.")
 
 
+def check_experts(experts: Any, n_labels: int) -> None:
+    """Check an ``experts`` entry: at most :data:`MAX_EXPERTS` of ``{model, weights, sha256}``, the
+    model a relative ``.onnx`` path inside the model's folder, one finite weight per label."""
+    if not isinstance(experts, list) or len(experts) > MAX_EXPERTS:
+        raise ValueError(f"experts must be a list of at most {MAX_EXPERTS} entries, not {_show(experts)}")
+    for i, e in enumerate(experts):
+        e = _only(e, {"model", "weights", "sha256"}, f"experts[{i}]")
+        if set(e) != {"model", "weights", "sha256"}:
+            raise ValueError(f"experts[{i}] needs model, weights and sha256")
+        model = e["model"]
+        if not isinstance(model, str) or not model.endswith(".onnx") or model.startswith(("/", "\\")) \
+                or ".." in model.replace("\\", "/").split("/") or ":" in model:
+            raise ValueError(f"experts[{i}].model must be a relative .onnx path inside the model's folder, "
+                             f"not {_show(model)}")
+        weights = e["weights"]
+        if not isinstance(weights, list) or len(weights) != n_labels or not all(_is_number(w) for w in weights):
+            raise ValueError(f"experts[{i}].weights must be {n_labels} finite numbers, not {_show(weights)}")
+        digest = e["sha256"]
+        if not isinstance(digest, str) or len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+            raise ValueError(f"experts[{i}].sha256 must be 64 lowercase hex digits, not {_show(digest)}")
+
+
 def json_depth(value: Any) -> int:
     """Nesting depth of lists and objects (0 for a scalar), without recursion."""
     depth, stack = 0, [(value, 1)]
@@ -203,3 +227,5 @@ def check_metadata(meta: Any, newest_format: int) -> None:
         check_network(meta["network"])
     if "timeline" in meta:
         check_timeline(meta["timeline"])
+    if "experts" in meta:
+        check_experts(meta["experts"], len(labels))
