@@ -34,10 +34,10 @@ from genre_infer.model import ExpertSpec, ModelInfo
 
 from .audioset import MN04_FEATURES, WEIGHTS, GenreMn04Stream, audioset_labels, export_stream, save_json, tagger_model
 from .audioset_select import (
-    GENRES, GTZAN_GENRES, MSD_GENRE_TAGS, Item, fit_two_params, load_items, steps_of,
+    GENRES, GTZAN_GENRES, MSD_GENRE_TAGS, Item, fit_two_params, load_items, steps_of, windows,
 )
 from .export import fit_temperature, write_metadata
-from .audioset_heads import fit_scale_bias, window_weights, zero_shot
+from .audioset_heads import fit_scale_bias, zero_shot
 from .level import stored_level_db
 from .backbones.mn04 import load_mn04
 from .backbones.musicnn import MSD_TAGS
@@ -104,12 +104,7 @@ def _heads(fit: list[Item], classes: list[str], l2: float,
     """``{"fast": (W, b, None), "default": (W, b, expert weights)}`` fitted on ``fit`` (the ``kinds`` asked)."""
     out: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray | None]] = {}
     if "fast" in kinds:
-        xs, ys, clip = [], [], []
-        for k, it in enumerate(fit):
-            logits = it.tags["mn04"][0]
-            xs.append(logits), ys.append(np.full(len(logits), GENRES.index(it.genre))), clip.append(np.full(len(logits), k))
-        y, c = np.concatenate(ys), np.concatenate(clip)
-        w, b = fit_scale_bias(np.concatenate(xs), y, window_weights(c, y), GENRES, classes, l2, GTZAN_GENRES)
+        w, b = fit_scale_bias(*windows(fit, "mn04"), GENRES, classes, l2, GTZAN_GENRES)
         out["fast"] = (w, b, None)
     if "default" in kinds:
         a, cw, b = fit_two_params(fit, "mn04", l2, classes)

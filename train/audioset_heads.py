@@ -21,7 +21,8 @@ import torch
 #: Fits run in float64: their result then does not depend on how many threads sum the loss.
 F64 = torch.float64
 
-__all__ = ["GENRE_CLASSES", "MUSIC_GENRE_CLASSES", "zero_shot", "fit_scale_bias", "fit_stacked", "window_weights"]
+__all__ = ["GENRE_CLASSES", "MUSIC_GENRE_CLASSES", "zero_shot", "fit_scale_bias", "fit_stacked", "fit_weighted",
+           "window_weights"]
 
 #: The AudioSet class each genre reads in zero-shot.
 GENRE_CLASSES = {
@@ -61,7 +62,8 @@ def window_weights(clip_of_window: np.ndarray, y: np.ndarray) -> np.ndarray:
     return (w / w.sum() * len(w)).astype(np.float32)
 
 
-def _fit(params: list[torch.Tensor], logits_fn, y: np.ndarray, weights: np.ndarray, penalty_fn) -> None:
+def fit_weighted(params: list[torch.Tensor], logits_fn, y: np.ndarray, weights: np.ndarray, penalty_fn) -> None:
+    """Fit ``params`` (LBFGS) to the weighted cross-entropy of ``logits_fn()`` against ``y`` plus ``penalty_fn()``."""
     yt = torch.as_tensor(y, dtype=torch.long)
     wt = torch.as_tensor(weights, dtype=F64)
     opt = torch.optim.LBFGS(params, lr=0.5, max_iter=300, line_search_fn="strong_wolfe")
@@ -91,7 +93,7 @@ def fit_scale_bias(tags: np.ndarray, y: np.ndarray, weights: np.ndarray, labels:
     def logits() -> torch.Tensor:
         return torch.where(mask, z0 * a + b, torch.full_like(z0, -1e4))  # only trained genres compete
 
-    _fit([a, b], logits, y, weights, lambda: l2 * (((a - 1) ** 2)[mask].sum() + (b**2)[mask].sum()))
+    fit_weighted([a, b], logits, y, weights, lambda: l2 * (((a - 1) ** 2)[mask].sum() + (b**2)[mask].sum()))
     a_, b_ = a.detach().numpy().copy(), b.detach().numpy().copy()
     a_[~t], b_[~t] = a_[t].mean(), b_[t].mean()
     return (w0 * a_[:, None]).astype(np.float32), b_.astype(np.float32)
@@ -114,7 +116,7 @@ def fit_stacked(tags: np.ndarray, y: np.ndarray, weights: np.ndarray, labels: li
     def logits() -> torch.Tensor:
         return torch.where(mask, x @ w.T + b, torch.full((len(x), len(labels)), -1e4, dtype=F64))
 
-    _fit([w, b], logits, y, weights, lambda: l2 * (((w - w0) ** 2)[mask].sum() + (b**2)[mask].sum()))
+    fit_weighted([w, b], logits, y, weights, lambda: l2 * (((w - w0) ** 2)[mask].sum() + (b**2)[mask].sum()))
     w_, b_ = w.detach().numpy(), b.detach().numpy().copy()
     full = w0_full.copy()
     full[np.ix_(np.flatnonzero(t), cols)] = w_[t]

@@ -27,7 +27,7 @@ from genre_infer import timeline as tl
 
 from . import data
 from .audioset import audioset_labels, save_json, window_tags
-from .audioset_heads import fit_scale_bias, fit_stacked, window_weights, zero_shot
+from .audioset_heads import fit_scale_bias, fit_stacked, fit_weighted, window_weights, zero_shot
 
 __all__ = ["Item", "load_items", "score", "main", "GENRES", "ELECTRONIC"]
 
@@ -184,24 +184,13 @@ def fit_two_params(fit: list[Item], ex: str, l2: float, classes: list[str]) -> t
         xa.append(a), xm.append(m), ys.append(np.full(len(a), GENRES.index(it.genre))), clip.append(np.full(len(a), k))
     y, c = np.concatenate(ys), np.concatenate(clip)
     f64 = torch.float64  # the fit then does not depend on how many threads sum the loss
-    wt = torch.as_tensor(window_weights(c, y), dtype=f64)
     A, M = torch.as_tensor(np.concatenate(xa), dtype=f64), torch.as_tensor(np.concatenate(xm), dtype=f64)
     trained = torch.as_tensor([g in GTZAN_GENRES for g in GENRES])
     pa = torch.ones(len(GENRES), dtype=f64, requires_grad=True)
     pc = torch.full((len(GENRES),), 0.5, dtype=f64, requires_grad=True)
     pb = torch.zeros(len(GENRES), dtype=f64, requires_grad=True)
-    opt = torch.optim.LBFGS([pa, pc, pb], lr=0.5, max_iter=300, line_search_fn="strong_wolfe")
-    yt = torch.as_tensor(y, dtype=torch.long)
-
-    def closure() -> torch.Tensor:
-        opt.zero_grad()
-        z = torch.where(trained, A * pa + M * pc + pb, torch.full_like(A, -1e4))
-        pen = ((pa - 1) ** 2 + (pc - 0.5) ** 2 + pb**2)[trained].sum()
-        loss = (torch.nn.functional.cross_entropy(z, yt, reduction="none") * wt).mean() + l2 * pen
-        loss.backward()
-        return loss
-
-    opt.step(closure)
+    fit_weighted([pa, pc, pb], lambda: torch.where(trained, A * pa + M * pc + pb, torch.full_like(A, -1e4)),
+                 y, window_weights(c, y), lambda: l2 * ((pa - 1) ** 2 + (pc - 0.5) ** 2 + pb**2)[trained].sum())
     a_, c_, b_ = (t.detach().numpy().copy() for t in (pa, pc, pb))
     t = trained.numpy()
     for v in (a_, c_, b_):
@@ -218,6 +207,19 @@ def _fit_two(fit: list[Item], ex: str, l2: float, classes: list[str]) -> Head:
     return head
 
 
+def windows(items: list[Item], expert: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every window of ``items`` read by ``expert``: ``(logits, genre index, weight)``, each clip
+    weighing the same and each genre present the same (:func:`window_weights`)."""
+    xs, ys, clip = [], [], []
+    for k, it in enumerate(items):
+        logits = it.tags[expert][0]
+        xs.append(logits)
+        ys.append(np.full(len(logits), GENRES.index(it.genre)))
+        clip.append(np.full(len(logits), k))
+    y, c = np.concatenate(ys), np.concatenate(clip)
+    return np.concatenate(xs), y, window_weights(c, y)
+
+
 def make_candidates(classes: list[str], experts: list[str]) -> dict[str, tuple[int, Callable[[list[Item]], Head]]]:
     """name -> (parameters fitted on GTZAN, fit function)."""
     c: dict[str, tuple[int, Callable[[list[Item]], Head]]] = {}
@@ -232,10 +234,10 @@ def make_candidates(classes: list[str], experts: list[str]) -> dict[str, tuple[i
         c[f"{ex}:zero-shot"] = (0, lambda fit, ex=ex: _affine(ex, *zero_shot(GENRES, classes)))
         for l2 in (0.01, 0.1, 1.0):
             c[f"{ex}:scale-bias(l2={l2})"] = (20, lambda fit, ex=ex, l2=l2: _affine(
-                ex, *fit_scale_bias(*_windows(fit, ex), GENRES, classes, l2, GTZAN_GENRES)))
+                ex, *fit_scale_bias(*windows(fit, ex), GENRES, classes, l2, GTZAN_GENRES)))
         for l2 in ((0.1, 1.0) if ex == "mn04" else ()):
             c[f"{ex}:stacked(l2={l2})"] = (500, lambda fit, ex=ex, l2=l2: _affine(
-                ex, *fit_stacked(*_windows(fit, ex), GENRES, classes, l2, GTZAN_GENRES)))
+                ex, *fit_stacked(*windows(fit, ex), GENRES, classes, l2, GTZAN_GENRES)))
     return c
 
 
