@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import json
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -31,10 +29,11 @@ from genre_infer.features import FeatureSpec
 from genre_infer.model import ModelInfo, NetworkSpec
 
 from .backbones.mn04 import EMBED_DIM, N_CLASSES, TIME_STRIDE, Mn04, load_mn04
+from .transfer import save_json  # noqa: F401 - the project's one JSON writer, used by the audioset modules
 
 __all__ = [
     "MN04_FEATURES", "CHUNK_FRAMES", "CONTEXT_FRAMES", "WEIGHTS", "CLASS_CSV", "audioset_labels",
-    "GenreMn04Stream", "tagger_model", "export_stream", "window_tags", "with_cutoff", "save_json",
+    "GenreMn04Stream", "tagger_model", "export_stream", "window_tags", "save_json",
 ]
 
 WEIGHTS = Path(__file__).resolve().parents[1] / ".." / "shared" / "weights" / "efficientat" / "mn04_as.npz"
@@ -169,13 +168,3 @@ def window_tags(model: Path, paths: list[Path], cache_dir: Path, root: Path | No
         out.append((a.logits, a.starts_s, dur))
     return out
 
-
-def save_json(path: Path, obj: object) -> None:
-    """Write ``obj`` as indented JSON."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(obj, indent=2, default=float) + "\n")
-
-
-def with_cutoff(spec: FeatureSpec, cutoff_hz: float | None) -> FeatureSpec:
-    """``spec`` band-limited at ``cutoff_hz``."""
-    return replace(spec, cutoff_hz=cutoff_hz)
