@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from genre_infer.features import FeatureSpec
 from genre_infer.model import ExpertSpec, ModelInfo
 
 from .audioset import MN04_FEATURES, WEIGHTS, GenreMn04Stream, audioset_labels, export_stream, save_json, tagger_model
@@ -163,6 +164,28 @@ def evaluate(model: Path, items: list[Item], gtzan: Path, emotify: Path) -> dict
     return {"summary": summary, "rows": rows}
 
 
+def _inputs(data: Path, work: Path, expert: Path | None, emotify: Path | None = None,
+            cache: Path = Path(".cache/window-tags")) -> tuple[FeatureSpec, float, float, list[Item]]:
+    """mn04's features at the tree's training level, the tagger (and the MSD expert, when ``expert``
+    names its file) exported, and every clip's window logits: ``(spec, level 32 kHz, level 16 kHz, items)``."""
+    lvl32, lvl16 = stored_level_db(data, MN04_FEATURES.sr), stored_level_db(data, 16000)
+    spec = replace(MN04_FEATURES, level_db=lvl32)
+    tagger = work / "tagger.onnx"
+    export_stream(tagger_model(WEIGHTS), audioset_labels(), spec, tagger, "mn04-tagger", "1.0.0")
+    taggers = {"mn04": tagger}
+    if expert is not None:
+        export_msd_expert(expert, GENRES, lvl16)
+        taggers["msd"] = expert
+    return spec, lvl32, lvl16, load_items(data, emotify, taggers, cache)
+
+
+def _valid_temperature(head: tuple[np.ndarray, np.ndarray, np.ndarray | None], valid: list[Item]) -> float:
+    """The temperature that fits the validation clips' seconds read by ``head``."""
+    z = [_step_logits(it, *head) for it in valid]
+    return fit_temperature(np.concatenate(z), np.concatenate(
+        [np.full(len(zi), GENRES.index(it.genre)) for zi, it in zip(z, valid)]))
+
+
 def build(out: Path, gtzan: Path, emotify: Path | None, version: str, l2: float = 0.01,
           cache: Path = Path(".cache/window-tags")) -> dict:
     """Build ``fast.onnx`` and ``default.onnx`` (and their expert) into ``out``; return the report."""
@@ -173,13 +196,8 @@ def build(out: Path, gtzan: Path, emotify: Path | None, version: str, l2: float 
     work = out / "work"
     work.mkdir(parents=True, exist_ok=True)
     classes = audioset_labels()
-    lvl32, lvl16 = stored_level_db(gtzan, MN04_FEATURES.sr), stored_level_db(gtzan, 16000)
-    spec = replace(MN04_FEATURES, level_db=lvl32)
-    tagger = work / "tagger.onnx"
-    export_stream(tagger_model(WEIGHTS), classes, spec, tagger, "mn04-tagger", "1.0.0")
     expert = out / EXPERT_FILE
-    export_msd_expert(expert, GENRES, lvl16)
-    items = load_items(gtzan, emotify.resolve() if emotify else None, {"mn04": tagger, "msd": expert}, cache)
+    spec, lvl32, lvl16, items = _inputs(gtzan, work, expert, emotify.resolve() if emotify else None, cache)
     g = [it for it in items if it.dataset == "gtzan"]
     by = {s: [it for it in g if it.split == s] for s in ("train", "valid", "test", "extra")}
     note = {
@@ -193,10 +211,7 @@ def build(out: Path, gtzan: Path, emotify: Path | None, version: str, l2: float 
     valid_heads = _heads(by["train"] + by["extra"], classes, l2)
     ship_heads = _heads(by["train"] + by["valid"] + by["extra"], classes, l2)
     for kind in ("fast", "default"):
-        z = np.concatenate([_step_logits(it, *valid_heads[kind]) for it in by["valid"]])
-        y = np.concatenate([np.full(len(_step_logits(it, *valid_heads[kind])), GENRES.index(it.genre))
-                            for it in by["valid"]])
-        temperature = fit_temperature(z, y)
+        temperature = _valid_temperature(valid_heads[kind], by["valid"])
         report[kind] = {"temperature": temperature, "head": {k: np.asarray(v).tolist() for k, v in
                         zip(("W_diag", "b", "expert"), (valid_heads[kind][0].max(1), valid_heads[kind][1],
                                                          valid_heads[kind][2] if valid_heads[kind][2] is not None else []))}}
@@ -237,23 +252,13 @@ def build_recipe(ctx):  # type: ignore[no-untyped-def]  # train.recipe.BuildCont
     kind = "default" if expert_cfg["enabled"] else "fast"
     data, work = Path(ctx.data).resolve(), Path(ctx.work).resolve()
     classes = audioset_labels()
-    lvl32, lvl16 = stored_level_db(data, MN04_FEATURES.sr), stored_level_db(data, 16000)
-    spec = replace(MN04_FEATURES, level_db=lvl32)
-    tagger = work / "tagger.onnx"
-    export_stream(tagger_model(WEIGHTS), classes, spec, tagger, "mn04-tagger", "1.0.0")
-    taggers = {"mn04": tagger}
     expert = work / EXPERT_FILE
-    if kind == "default":
-        export_msd_expert(expert, GENRES, lvl16)
-        taggers["msd"] = expert
-    ctx.log(f"window logits of every clip (cached under .cache/window-tags): {', '.join(taggers)}")
-    items = [it for it in load_items(data, None, taggers, Path(".cache/window-tags")) if it.dataset == "gtzan"]
+    ctx.log("window logits of every clip (cached under .cache/window-tags)")
+    spec, lvl32, lvl16, items = _inputs(data, work, expert if kind == "default" else None)
     by = {s: [it for it in items if it.split == s] for s in ("train", "valid", "extra")}
     valid_head = _heads(by["train"] + by["extra"], classes, head_cfg["l2"], (kind,))[kind]
     ship_head = _heads(by["train"] + by["valid"] + by["extra"], classes, head_cfg["l2"], (kind,))[kind]
-    z = [_step_logits(it, *valid_head) for it in by["valid"]]
-    temperature = fit_temperature(np.concatenate(z), np.concatenate(
-        [np.full(len(zi), GENRES.index(it.genre)) for zi, it in zip(z, by["valid"])]))
+    temperature = _valid_temperature(valid_head, by["valid"])
     note = {"data": f"{ctx.data_name} ({data.name})", "pretrained": "EfficientAT mn04_as (MIT; AudioSet labels CC BY 4.0)"
             + ("; musicnn 0.1.0 MSD_musicnn (ISC)" if kind == "default" else ""),
             "recipe": f"AudioSet zero-shot genre classes, a scale and bias per genre fitted (L2 {head_cfg['l2']})"
