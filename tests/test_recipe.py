@@ -55,14 +55,14 @@ def test_help_imports_nothing_heavy(argv: list[str]) -> None:
 def test_help_lists_build_and_the_experiments() -> None:
     out, _ = _modules_after(["--help"])
     for command in ("build", "transfer", "level", "smoothing", "quantize", "distill", "ensemble", "finetune",
-                    "backbones", "rebuild", "fold-experts"):
+                    "backbones", "rebuild", "fold-experts", "audioset-round2"):
         assert command in out
 
 
 def test_experiments_run_as_modules() -> None:
     """Each experiment is runnable as ``python -m train.experiments.<name>`` (its own --help; one
-    interpreter for all seven, as torch is slow to import)."""
-    names = ["quantize", "rebuild", "finetune", "ensemble", "distill", "backbones", "fold_experts"]
+    interpreter for all eight, as torch is slow to import)."""
+    names = ["quantize", "rebuild", "finetune", "ensemble", "distill", "backbones", "fold_experts", "audioset_round2"]
     code = (
         "import contextlib, io, runpy, sys\n"
         f"for name in {names!r}:\n"

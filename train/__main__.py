@@ -232,6 +232,8 @@ DELEGATED: dict[str, tuple[str, str]] = {
     "backbones": ("experiments.backbones", "experiment: the musicnn wheel's other networks as genre features"),
     "fold-experts": ("experiments.fold_experts", "experiment: 1.6.0's head as an AudioSet model's expert, "
                                                  "scored with per-fold heads"),
+    "audioset-round2": ("experiments.audioset_round2", "experiment: mn04 + MSD combinations that cannot learn "
+                                                       "GTZAN's rock bias"),
     "audioset-select": ("audioset_select", "genre heads over EfficientAT mn04's AudioSet logits, compared by a fixed "
                                            "rule (GTZAN CV + emotify-dev)"),
     "audioset-build": ("audioset_build", "the AudioSet genre models (default: mn04 + musicnn MSD expert; fast: mn04)"),
