@@ -43,7 +43,7 @@ from .level import stored_level_db
 from .backbones.mn04 import load_mn04
 from .backbones.musicnn import MSD_TAGS
 
-__all__ = ["MsdGenres", "export_msd_expert", "build", "build_recipe", "main"]
+__all__ = ["MsdGenres", "export_msd_expert", "fit_heads", "step_logits", "build", "build_recipe", "main"]
 
 EXPERT_FILE = "experts/musicnn-msd-genres.onnx"
 UNCERTAIN_BELOW = 0.35
@@ -100,7 +100,7 @@ def _mn04_genre_net(w: np.ndarray, b: np.ndarray) -> GenreMn04Stream:
     return GenreMn04Stream(load_mn04(WEIGHTS), w, b)
 
 
-def _heads(fit: list[Item], classes: list[str], l2: float,
+def fit_heads(fit: list[Item], classes: list[str], l2: float,
            kinds: tuple[str, ...] = ("fast", "default")) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
     """``{"fast": (W, b, None), "default": (W, b, expert weights)}`` fitted on ``fit`` (the ``kinds`` asked)."""
     out: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray | None]] = {}
@@ -114,7 +114,9 @@ def _heads(fit: list[Item], classes: list[str], l2: float,
     return out
 
 
-def _step_logits(it: Item, w: np.ndarray, b: np.ndarray, cw: np.ndarray | None) -> np.ndarray:
+def step_logits(it: Item, w: np.ndarray, b: np.ndarray, cw: np.ndarray | None) -> np.ndarray:
+    """Per-second genre logits of ``it`` under a head of :func:`fit_heads`: ``mn04 @ W.T + b``, plus
+    ``cw`` times the MSD expert's genre logits when the head has expert weights."""
     logits, starts, seg = it.tags["mn04"]
     z = steps_of(logits @ w.T + b, starts, seg, it.duration)
     if cw is not None:
@@ -181,7 +183,7 @@ def _inputs(data: Path, work: Path, expert: Path | None, emotify: Path | None = 
 
 def _valid_temperature(head: tuple[np.ndarray, np.ndarray, np.ndarray | None], valid: list[Item]) -> float:
     """The temperature that fits the validation clips' seconds read by ``head``."""
-    z = [_step_logits(it, *head) for it in valid]
+    z = [step_logits(it, *head) for it in valid]
     return fit_temperature(np.concatenate(z), np.concatenate(
         [np.full(len(zi), GENRES.index(it.genre)) for zi, it in zip(z, valid)]))
 
@@ -208,8 +210,8 @@ def build(out: Path, gtzan: Path, emotify: Path | None, version: str, l2: float 
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "torch": torch.__version__,
     }
     report: dict = {"level_db": {"mn04": lvl32, "musicnn": lvl16}, "l2": l2}
-    valid_heads = _heads(by["train"] + by["extra"], classes, l2)
-    ship_heads = _heads(by["train"] + by["valid"] + by["extra"], classes, l2)
+    valid_heads = fit_heads(by["train"] + by["extra"], classes, l2)
+    ship_heads = fit_heads(by["train"] + by["valid"] + by["extra"], classes, l2)
     for kind in ("fast", "default"):
         temperature = _valid_temperature(valid_heads[kind], by["valid"])
         report[kind] = {"temperature": temperature, "head": {k: np.asarray(v).tolist() for k, v in
@@ -256,8 +258,8 @@ def build_recipe(ctx):  # type: ignore[no-untyped-def]  # train.recipe.BuildCont
     ctx.log("window logits of every clip (cached under .cache/window-tags)")
     spec, lvl32, lvl16, items = _inputs(data, work, expert if kind == "default" else None)
     by = {s: [it for it in items if it.split == s] for s in ("train", "valid", "extra")}
-    valid_head = _heads(by["train"] + by["extra"], classes, head_cfg["l2"], (kind,))[kind]
-    ship_head = _heads(by["train"] + by["valid"] + by["extra"], classes, head_cfg["l2"], (kind,))[kind]
+    valid_head = fit_heads(by["train"] + by["extra"], classes, head_cfg["l2"], (kind,))[kind]
+    ship_head = fit_heads(by["train"] + by["valid"] + by["extra"], classes, head_cfg["l2"], (kind,))[kind]
     temperature = _valid_temperature(valid_head, by["valid"])
     note = {"data": f"{ctx.data_name} ({data.name})", "pretrained": "EfficientAT mn04_as (MIT; AudioSet labels CC BY 4.0)"
             + ("; musicnn 0.1.0 MSD_musicnn (ISC)" if kind == "default" else ""),

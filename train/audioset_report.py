@@ -25,7 +25,7 @@ import numpy as np
 from genre_infer import timeline as tl
 
 from .audioset import audioset_labels, save_json
-from .audioset_build import _heads, _step_logits, evaluate
+from .audioset_build import evaluate, fit_heads, step_logits
 from .audioset_select import GENRES, GTZAN_GENRES, Item, load_items
 from .export import ece, write_metadata
 
@@ -73,10 +73,10 @@ def cv(items: list[Item], kind: str, classes: list[str], l2: float) -> dict:
     extra = [it for it in items if it.split == "extra"]
     acc, rows = [], []
     for held, its in folds.items():
-        head = _heads([it for k, f in folds.items() if k != held for it in f] + extra, classes, l2)[kind]
+        head = fit_heads([it for k, f in folds.items() if k != held for it in f] + extra, classes, l2)[kind]
         right = []
         for it in its:
-            z = _step_logits(it, *head)
+            z = step_logits(it, *head)
             v = GENRES[int(tl.verdict(tl.softmax(z, 1.0), 1.0, it.duration).argmax())]
             right.append(v == it.genre)
             rows.append({"rel": it.rel, "fold": held, "genre": it.genre, "verdict": v})

@@ -29,7 +29,7 @@ from . import data
 from .audioset import audioset_labels, save_json, window_tags
 from .audioset_heads import fit_scale_bias, fit_stacked, fit_weighted, window_weights, zero_shot
 
-__all__ = ["Item", "load_items", "score", "main", "GENRES", "ELECTRONIC"]
+__all__ = ["Item", "load_items", "score", "score_candidate", "two_features", "run", "main", "GENRES", "ELECTRONIC"]
 
 GTZAN_GENRES = ["blues", "classical", "country", "disco", "hiphop", "jazz", "metal", "pop", "reggae", "rock"]
 ELECTRONIC = "electronic"
@@ -164,7 +164,8 @@ def msd_genre_steps(it: Item, expert: str = "msd") -> np.ndarray:
     return steps_of(out, starts, seg, it.duration)
 
 
-def _two_features(it: Item, ex: str, classes: list[str]) -> tuple[np.ndarray, np.ndarray]:
+def two_features(it: Item, ex: str, classes: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Per-second zero-shot genre logits of tagger ``ex`` and MSD genre logits of ``it``, cut to one length."""
     w0, _ = zero_shot(GENRES, classes)
     logits, starts, seg = it.tags[ex]
     a = steps_of(logits @ w0.T, starts, seg, it.duration)
@@ -180,7 +181,7 @@ def fit_two_params(fit: list[Item], ex: str, l2: float, classes: list[str]) -> t
 
     xa, xm, ys, clip = [], [], [], []
     for k, it in enumerate(fit):
-        a, m = _two_features(it, ex, classes)
+        a, m = two_features(it, ex, classes)
         xa.append(a), xm.append(m), ys.append(np.full(len(a), GENRES.index(it.genre))), clip.append(np.full(len(a), k))
     y, c = np.concatenate(ys), np.concatenate(clip)
     f64 = torch.float64  # the fit then does not depend on how many threads sum the loss
@@ -202,7 +203,7 @@ def _fit_two(fit: list[Item], ex: str, l2: float, classes: list[str]) -> Head:
     a_, c_, b_ = fit_two_params(fit, ex, l2, classes)
 
     def head(it: Item) -> np.ndarray:
-        a, m = _two_features(it, ex, classes)
+        a, m = two_features(it, ex, classes)
         return a * a_ + m * c_ + b_
     return head
 
@@ -259,10 +260,10 @@ def run(out: Path, items: list[Item], classes: list[str], experts: list[str]) ->
     combos: list[tuple[str, float]] = [("", 0.0)]
     if "gtzan-musicnn" in experts:
         combos += [("+musicnn", 0.5)]
-        rows.append(_row("gtzan-musicnn 1.6.0", 0, g, e, folds, lambda fit: musicnn_steps, 0.0))
+        rows.append(score_candidate("gtzan-musicnn 1.6.0", 0, g, e, folds, lambda fit: musicnn_steps, 0.0))
     for name, (n_params, fit_fn) in cands.items():
         for suffix, beta in combos:
-            rows.append(_row(name + (f"{suffix}(beta={beta})" if suffix else ""), n_params, g, e, folds, fit_fn, beta))
+            rows.append(score_candidate(name + (f"{suffix}(beta={beta})" if suffix else ""), n_params, g, e, folds, fit_fn, beta))
             print(json.dumps({k: v for k, v in rows[-1].items() if k != "detail"}), flush=True)
     out.mkdir(parents=True, exist_ok=True)
     save_json(out / "results.json", rows)
@@ -281,8 +282,11 @@ def _sum_beta(a: np.ndarray, m: np.ndarray, beta: float) -> np.ndarray:
     return a[:n] + beta * m[:n]
 
 
-def _row(name: str, n_params: int, g: list[Item], e: list[Item], folds: dict[str, list[Item]],
-         fit_fn: Callable[[list[Item]], Head], beta: float) -> dict:
+def score_candidate(name: str, n_params: int, g: list[Item], e: list[Item], folds: dict[str, list[Item]],
+                    fit_fn: Callable[[list[Item]], Head], beta: float) -> dict:
+    """One candidate's row by the rule: GTZAN CV over ``folds`` (each fitted on the other fold +
+    extra), emotify-dev ``e`` with the head fitted on all of ``g`` but test, and S. ``beta`` > 0
+    adds that much of 1.6.0's log-probabilities (:func:`musicnn_steps`)."""
     extra = [it for it in g if it.split == "extra"]
 
     def combined(head: Head) -> Head:

@@ -38,7 +38,7 @@ def fit_combination(fit: list, ex: str, classes: list[str], *, per_genre: bool, 
     genres, gtzan = sel.GENRES, sel.GTZAN_GENRES
     xa, xm, ys, clip = [], [], [], []
     for k, it in enumerate(fit):
-        a, m = sel._two_features(it, ex, classes)
+        a, m = sel.two_features(it, ex, classes)
         xa.append(a), xm.append(m), ys.append(np.full(len(a), genres.index(it.genre))), clip.append(np.full(len(a), k))
     y, c = np.concatenate(ys), np.concatenate(clip)
     f64 = torch.float64
@@ -74,7 +74,7 @@ def candidates(classes: list[str]) -> dict[str, tuple[int, Callable]]:
             a_, c_, b_ = fit_combination(fit, ex, classes, **kw)  # type: ignore[arg-type]
 
             def head(it: object) -> np.ndarray:
-                a, m = sel._two_features(it, ex, classes)  # type: ignore[arg-type]
+                a, m = sel.two_features(it, ex, classes)  # type: ignore[arg-type]
                 return a * a_ + m * c_ + b_
             return head
         return fit_fn
@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     folds = {f: [it for it in g if it.split == f] for f in FOLDS}
     rows = []
     for name, (n_params, fit_fn) in candidates(audioset_labels()).items():
-        rows.append(sel._row(name, n_params, g, e, folds, fit_fn, 0.0))
+        rows.append(sel.score_candidate(name, n_params, g, e, folds, fit_fn, 0.0))
         print(json.dumps({k: v for k, v in rows[-1].items() if k != "detail"}), flush=True)
     save_json(a.out / "results.json", rows)
     cols = ["candidate", "S", "gtzan_cv_track_accuracy", "gtzan_cv_macro_f1", "emotify_cr_verdict",
