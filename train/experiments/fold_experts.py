@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -80,6 +79,8 @@ def fold_model(gtzan: Path, held: str, out: Path, shipped: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from genre_infer.model import GenreModel
+
     from .. import audioset_select as sel
     from ..audioset import audioset_labels, window_tags
 
@@ -100,14 +101,11 @@ def main(argv: list[str] | None = None) -> int:
     for held in FOLDS:  # each held-out clip read by the fold head that never saw it
         model = fold_model(gtzan, held, a.out, a.shipped)
         mine = [it for it in items if it.dataset == "gtzan" and it.split == held]
-        from genre_infer.model import GenreModel
-
         seg = GenreModel(model, device="cpu").features.segment_s
         for it, (logits, starts, dur) in zip(mine, window_tags(model, [gtzan / it.rel for it in mine], a.cache, gtzan)):
             assert abs(dur - it.duration) < 1e-6, it.rel
             it.tags["gtzan-musicnn"] = (logits, starts, seg)
     rows = sel.run(a.out, items, audioset_labels(), list(taggers))
-    shutil.copy(a.out / "results.md", a.out / "results-honest.md")
     best = max(rows, key=lambda r: r["S"])
     print((a.out / "results.md").read_text())
     print(json.dumps({"best": best["candidate"], "S": best["S"]}))
