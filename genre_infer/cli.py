@@ -37,7 +37,9 @@ MAX_CUDA_AUTO_JOBS = 4
 
 
 def _error(message: str) -> None:
-    click.echo(f"genre-infer: error: {message}", err=True)
+    from .output import printable  # names in the message stay on this one line
+
+    click.echo(f"genre-infer: error: {printable(message)}", err=True)
 
 
 class _Stopped(KeyboardInterrupt):
@@ -103,6 +105,23 @@ def _silence_stdout() -> None:
     sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - lives until exit
 
 
+def _reserve_std_descriptors() -> None:
+    """Give a closed descriptor 0, 1 or 2 (``genre-infer x.wav >&-``) /dev/null, so that no file
+    this run opens (an output, a temporary copy) takes its number and becomes "standard
+    output" for a library or a child process by accident."""
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            try:
+                null = os.open(os.devnull, os.O_RDWR)
+                if null != fd:
+                    os.dup2(null, fd)
+                    os.close(null)
+            except OSError:
+                pass
+
+
 def _quiet_native_stderr() -> None:
     """Send what C libraries print on file descriptor 2 (mpg123's "Note: ..." lines) to
     /dev/null, keeping Python's ``sys.stderr`` on the real stderr: one line per error."""
@@ -155,6 +174,49 @@ def _input_it_is(target: str | None, files: list[str]) -> str | None:
     return None
 
 
+def folder_audio(folder: str) -> list[str]:
+    """The audio files under ``folder``, sorted, and every folder under it that could not be
+    read (each reported as that path's error line, never skipped in silence).
+
+    Symbolic links to folders are followed (an album linked in from another disk is part of
+    the library); a folder reached again (a link loop) is searched once.
+    """
+    found: list[str] = []
+    seen: set[str] = set()
+
+    def unreadable(exc: OSError) -> None:
+        if exc.filename is not None:
+            found.append(os.fspath(exc.filename))
+
+    for root, dirs, files in os.walk(folder, onerror=unreadable, followlinks=True):
+        seen.add(os.path.realpath(root))
+        keep = []
+        for d in dirs:
+            real = os.path.realpath(os.path.join(root, d))
+            if real not in seen:
+                seen.add(real)
+                keep.append(d)
+        dirs[:] = keep
+        found.extend(os.path.join(root, f) for f in files if os.path.splitext(f)[1].lower() in AUDIO_EXTENSIONS)
+    return sorted(found)
+
+
+def _same_outputs(targets: dict[str, str | None]) -> str | None:
+    """Two output options of one run that name the same file (one would overwrite the other)."""
+    from .output import display_path
+
+    named = [(opt, t) for opt, t in targets.items() if t and not (opt != "-o" and names_folder(t))]
+    for i, (a, ta) in enumerate(named):
+        for b, tb in named[i + 1 :]:
+            try:
+                same = os.path.realpath(ta) == os.path.realpath(tb) or os.path.samefile(ta, tb)
+            except (OSError, ValueError):
+                same = False
+            if same:
+                return f"{a} {display_path(ta)} and {b} {display_path(tb)} name the same file (one would overwrite the other)"
+    return None
+
+
 def expand_paths(paths: tuple[str, ...]) -> Iterator[str]:
     """Files to classify: files as given, folders searched recursively for audio, no repeats."""
     seen: set[str] = set()
@@ -163,12 +225,7 @@ def expand_paths(paths: tuple[str, ...]) -> Iterator[str]:
         if p == STDIN:
             candidates = [p]
         elif os.path.isdir(p):
-            candidates = sorted(
-                os.path.join(root, f)
-                for root, _dirs, files in os.walk(p)
-                for f in files
-                if os.path.splitext(f)[1].lower() in AUDIO_EXTENSIONS
-            )
+            candidates = folder_audio(p)
             if not candidates:
                 candidates = [p]  # reported as "no audio files" by the caller
         else:
@@ -240,6 +297,13 @@ def _classify_one(path: str, clf: Any = None) -> tuple[str, Any]:
 
     try:
         if os.path.isdir(path):
+            try:
+                with os.scandir(path):
+                    pass
+            except OSError as exc:
+                from .audio import _os_problem
+
+                raise GenreInferError(f"cannot read this folder ({_os_problem(exc)})") from None
             raise GenreInferError("no audio files found in this folder")
         return "ok", (clf or _worker).classify(path)
     except GenreInferError as exc:
@@ -383,7 +447,8 @@ class _Visuals:
         self.plot_folder = plot is not None and names_folder(plot)
         self.html_folder = html is not None and names_folder(html)
         self.index: list[tuple[str, str, Any]] = []
-        self._names: set[str] = set()
+        # a folder of reports has its own index.html: a song called "index" gets "index-2.html"
+        self._names: set[str] = {"index.html"} if self.html_folder else set()
 
     def _target(self, base: str, folder_mode: bool, name: str, ext: str) -> Path:
         if not folder_mode:
@@ -505,7 +570,12 @@ def _input_problem(files: list[str], plot: str | None, html: str | None, html_au
     """What is wrong with the inputs and picture options together, found before any work."""
     from .output import display_path
 
-    if STDIN in files and sys.stdin is not None and sys.stdin.isatty():
+    for option, value in (("--plot", plot), ("--html", html)):
+        if value is not None and not value:
+            return f"{option} needs a file or folder name, got {value!r}"
+    if STDIN in files and sys.stdin is None:
+        return "- reads audio from standard input, which is closed"
+    if STDIN in files and sys.stdin.isatty():
         return "- reads audio from standard input, which is a terminal (pipe a file into it: genre-infer - < song.mp3)"
     if plot:
         try:
@@ -593,6 +663,10 @@ def main(
       genre-infer ~/Music --output genres.jsonl
       ffmpeg -i song.m4a -f wav - | genre-infer -
     """
+    _reserve_std_descriptors()
+    if sys.stdout is None and (output is None or version or list_genres or model_info):
+        _error("standard output is closed: nothing could be written (give -o FILE, or leave it open)")
+        ctx.exit(EXIT_USAGE)
     if version:
         click.echo(_version_text())
         ctx.exit(EXIT_OK)
@@ -614,6 +688,10 @@ def main(
             _error(f"{option} {display_path(target or '')} is one of the inputs ({display_path(same)}): "
                    "it would be overwritten")
             ctx.exit(EXIT_USAGE)
+    clash = _same_outputs({"-o": output, "--plot": plot_path, "--html": html_path})
+    if clash:
+        _error(clash)
+        ctx.exit(EXIT_USAGE)
     problem = None if list_genres or model_info else _input_problem(files, plot_path, html_path, html_audio)
     if problem:
         _error(problem)
@@ -694,7 +772,7 @@ def main(
                         _error(f"{display_path(f)}: cannot make plot/report: {exc or type(exc).__name__}")
                 else:
                     failed += 1
-                    name = display_path(f)
+                    name = display_path(f) or "''"
                     _error(f"{name}: {payload}")
                     writer.add_error(name, payload)
             bar.update(1)

@@ -1,0 +1,245 @@
+"""Cases an adversarial pass found after issues 17 and 18: names that hold control characters,
+closed standard streams, folders a scan cannot read or reaches through links, outputs of one
+run that name the same file, and names that are empty or end in a slash.
+
+Every case drives the real command in a subprocess: one line per problem on stderr, no
+traceback, nothing lost or overwritten.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+REPO = Path(__file__).resolve().parents[1]
+PREFIX = "genre-infer: error: "
+SR = 16000
+
+
+def run(*args: object, preexec: Callable[[], None] | None = None, **kw: Any) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run([sys.executable, "-m", "genre_infer", *map(os.fsencode, map(str, args))],
+                          capture_output=kw.pop("capture_output", True), cwd=REPO, timeout=120,
+                          preexec_fn=preexec, **kw)
+
+
+def lines(raw: bytes) -> list[str]:
+    return raw.decode("utf-8", "replace").splitlines()
+
+
+def tone(seconds: float = 2.0, freq: float = 110.0) -> np.ndarray:
+    return (0.5 * np.sin(2 * np.pi * freq * np.arange(int(SR * seconds)) / SR)).astype(np.float32)
+
+
+def good(path: Path) -> Path:
+    sf.write(path, tone(), SR)
+    return path
+
+
+def header_only(path: Path) -> Path:
+    """A WAV with its header and no samples: that file's error, whatever its name."""
+    sf.write(path, tone(), SR)
+    path.write_bytes(path.read_bytes()[:44])
+    return path
+
+
+def no_traceback(stderr: bytes) -> None:
+    text = stderr.decode("utf-8", "replace")
+    assert "Traceback" not in text and "Exception ignored" not in text, text
+
+
+# --------------------------------------------------------------------------------------------
+# Control characters in names: one line per file, nothing the terminal acts on
+# --------------------------------------------------------------------------------------------
+
+CONTROL_NAMES = ["new\nline", "tab\there", "esc\x1b[2J\x1b[31mred", "bidi\u202egnp.exe", "c1\x85next"]
+
+
+def test_control_characters_in_names_stay_on_one_line(toy_model: Path, tmp_path: Path) -> None:
+    for i, name in enumerate(CONTROL_NAMES):
+        good(tmp_path / f"{i}-ok-{name}.wav")
+        header_only(tmp_path / f"{i}-bad-{name}.wav")
+    r = run(tmp_path, "--model", toy_model, "-j", "1")
+    no_traceback(r.stderr)
+    assert r.returncode == 1
+    err, out = lines(r.stderr), r.stdout.decode()
+    assert all(x.startswith("genre-infer: ") for x in err), err  # no line is the tail of a name
+    assert sum(x.startswith(PREFIX) for x in err) == len(CONTROL_NAMES), err
+    for stream in (r.stdout.decode(), r.stderr.decode()):
+        assert not any(c in stream for c in "\x1b\t\u202e\x85"), repr(stream)
+    assert "new\\nline" in out and "esc\\x1b[2J" in out and "bidi\\u202egnp" in out
+    heads = [x for x in out.splitlines() if x and not x.startswith(" ")]  # one head line per song
+    assert len(heads) == len(CONTROL_NAMES), heads
+    # the formats for programs keep the names exactly (JSON and CSV quote them themselves)
+    r = run(tmp_path, "--model", toy_model, "-f", "jsonl", "-j", "1")
+    files = {Path(json.loads(x)["file"]).name for x in r.stdout.decode().splitlines()}
+    assert files == {p.name for p in tmp_path.iterdir()}
+
+
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs ffmpeg")
+def test_a_decoder_message_is_not_cut_by_a_line_break_in_the_name(toy_model: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "cut\nhere.ogg"
+    sf.write(tmp_path / "whole.ogg", tone(), SR)
+    bad.write_bytes((tmp_path / "whole.ogg").read_bytes()[:300])
+    r = run(bad, "--model", toy_model)
+    no_traceback(r.stderr)
+    (line,) = lines(r.stderr)
+    assert r.returncode == 1 and line.startswith(f"{PREFIX}{tmp_path}/cut\\nhere.ogg: cannot decode audio"), line
+    assert line.count("here.ogg") == 1, line  # ffmpeg's copy of the name (cut at the line break) is not kept
+
+
+# --------------------------------------------------------------------------------------------
+# Closed standard streams
+# --------------------------------------------------------------------------------------------
+
+
+def test_closed_standard_output_is_said_and_a_file_output_still_works(toy_model: Path, tmp_path: Path) -> None:
+    song = good(tmp_path / "song.wav")
+    close_stdout = lambda: os.close(1)  # noqa: E731
+    for args in ([song], ["--list-genres"], ["--version"]):
+        r = run(*args, "--model", toy_model, preexec=close_stdout, capture_output=False, stderr=subprocess.PIPE)
+        no_traceback(r.stderr)
+        assert r.returncode == 2 and lines(r.stderr) == [
+            f"{PREFIX}standard output is closed: nothing could be written (give -o FILE, or leave it open)"], r.stderr
+    out = tmp_path / "r.json"
+    r = run(song, "--model", toy_model, "-o", out, preexec=close_stdout, capture_output=False, stderr=subprocess.PIPE)
+    no_traceback(r.stderr)
+    assert r.returncode == 0 and json.loads(out.read_text())["results"][0]["genre"] == "low"
+
+
+def test_closed_standard_input_is_said(toy_model: Path, tmp_path: Path) -> None:
+    good(tmp_path / "song.wav")
+    r = run("-", "--model", toy_model, preexec=lambda: os.close(0))
+    no_traceback(r.stderr)
+    assert r.returncode == 2 and lines(r.stderr) == [f"{PREFIX}- reads audio from standard input, which is closed"]
+
+
+# --------------------------------------------------------------------------------------------
+# Folder scans: unreadable folders are reported, linked folders are searched once
+# --------------------------------------------------------------------------------------------
+
+
+#: The command with os.scandir refusing one folder with EACCES, as a folder of mode 0 does for
+#: anyone but root (and as NFS with root squash does even for root).
+REFUSING_SCANDIR = """
+import os, sys
+locked, real = sys.argv.pop(1), os.scandir
+def scandir(path="."):
+    if os.path.abspath(os.fsdecode(path)) == locked:
+        raise PermissionError(13, "Permission denied", path)
+    return real(path)
+os.scandir = scandir
+from genre_infer.cli import main
+main(prog_name="genre-infer")
+"""
+
+
+@pytest.mark.parametrize("how", ["mode-0", "refused"])
+def test_an_unreadable_folder_in_a_scan_is_that_folders_error(toy_model: Path, tmp_path: Path, how: str) -> None:
+    music, locked = tmp_path / "music", tmp_path / "music" / "locked"
+    (music / "open").mkdir(parents=True)
+    locked.mkdir()
+    good(music / "open" / "a.wav")
+    good(locked / "b.wav")
+    if how == "mode-0":
+        if hasattr(os, "geteuid") and os.geteuid() == 0:
+            pytest.skip("root reads a folder of mode 0 (the 'refused' case stands in)")
+        locked.chmod(0)
+        command = [sys.executable, "-m", "genre_infer"]
+    else:
+        command = [sys.executable, "-c", REFUSING_SCANDIR, str(locked)]
+    try:
+        r, alone = (subprocess.run([*command, str(target), "--model", str(toy_model), "-f", "jsonl"],
+                                   capture_output=True, cwd=REPO, timeout=120) for target in (music, locked))
+    finally:
+        locked.chmod(0o755)
+    no_traceback(r.stderr)
+    assert r.returncode == 1, r.stderr
+    err = lines(r.stderr)
+    assert err[0] == f"{PREFIX}{locked}: cannot read this folder (permission denied)", err
+    assert err[-1] == "genre-infer: classified 1 of 2 files; 1 failed"
+    docs = [json.loads(x) for x in r.stdout.decode().splitlines()]
+    assert [d.get("genre") for d in docs] == [None, "low"] and docs[0]["error"].startswith("cannot read this folder")
+    assert alone.returncode == 1 and lines(alone.stderr) == [
+        f"{PREFIX}{locked}: cannot read this folder (permission denied)"]
+
+
+def test_linked_folders_are_searched_once_and_loops_end(toy_model: Path, tmp_path: Path) -> None:
+    music, elsewhere = tmp_path / "music", tmp_path / "elsewhere"
+    (music / "album").mkdir(parents=True)
+    elsewhere.mkdir()
+    good(music / "album" / "a.wav")
+    good(elsewhere / "linked.wav")
+    (music / "from-another-disk").symlink_to(elsewhere)  # followed: part of the library
+    (music / "album" / "again").symlink_to(music / "album")  # a loop
+    (music / "up").symlink_to(tmp_path)  # reaches music itself again
+    r = run(music, "--model", toy_model, "-f", "jsonl")
+    no_traceback(r.stderr)
+    assert r.returncode == 0, r.stderr
+    names = [Path(json.loads(x)["file"]).name for x in r.stdout.decode().splitlines()]
+    assert sorted(names) == ["a.wav", "linked.wav"], names
+
+
+# --------------------------------------------------------------------------------------------
+# Outputs: names of one run that collide, are empty, or end in a slash
+# --------------------------------------------------------------------------------------------
+
+
+def test_a_song_called_index_keeps_its_report(toy_model: Path, tmp_path: Path) -> None:
+    good(tmp_path / "index.wav")
+    good(tmp_path / "other.wav")
+    out = tmp_path / "reports"
+    r = run(tmp_path / "index.wav", tmp_path / "other.wav", "--model", toy_model, "--html", f"{out}/", "-q")
+    no_traceback(r.stderr)
+    assert r.returncode == 0, r.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["index-2.html", "index.html", "other.html"]
+    index = (out / "index.html").read_text()
+    assert 'href="index-2.html"' in index and 'href="other.html"' in index
+    assert "index.wav" in (out / "index-2.html").read_text()
+
+
+def test_output_options_that_name_the_same_file_are_refused(toy_model: Path, tmp_path: Path) -> None:
+    song = good(tmp_path / "song.wav")
+    (tmp_path / "alias.html").symlink_to(tmp_path / "page.html")
+    for args in (["-o", tmp_path / "page.html", "--html", tmp_path / "page.html"],
+                 ["-o", tmp_path / "alias.html", "--html", tmp_path / "page.html"],
+                 ["--plot", tmp_path / "page.png", "-o", tmp_path / "./page.png"]):
+        r = run(song, "--model", toy_model, *args)
+        no_traceback(r.stderr)
+        (line,) = lines(r.stderr)
+        assert r.returncode == 2 and line.startswith(PREFIX) and "name the same file" in line, line
+        assert r.stdout == b""
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["alias.html", "song.wav"]
+
+
+def test_empty_names_are_refused(toy_model: Path, tmp_path: Path) -> None:
+    from genre_infer import classify
+    from genre_infer.errors import MissingFileError
+
+    song = good(tmp_path / "song.wav")
+    for option in ("--plot", "--html"):
+        r = run(song, "--model", toy_model, option, "")
+        assert r.returncode == 2 and lines(r.stderr) == [f"{PREFIX}{option} needs a file or folder name, got ''"]
+    r = run("", song, "--model", toy_model, "-f", "jsonl")
+    no_traceback(r.stderr)
+    assert r.returncode == 1 and lines(r.stderr)[0] == f"{PREFIX}'': empty file name", r.stderr
+    with pytest.raises(MissingFileError, match="^empty file name$"):
+        classify("", model=str(toy_model))
+
+
+def test_an_output_name_ending_in_a_slash_is_not_made_a_file(toy_model: Path, tmp_path: Path) -> None:
+    song = good(tmp_path / "song.wav")
+    for fmt in ("json", "jsonl", "text"):
+        r = run(song, "--model", toy_model, "-f", fmt, "-o", f"{tmp_path}/results/")
+        no_traceback(r.stderr)
+        assert r.returncode == 2 and lines(r.stderr) == [
+            f"{PREFIX}cannot write {tmp_path}/results/: the name ends in /, so it names a folder"], r.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["song.wav"]
