@@ -547,6 +547,38 @@ def _stream_like(path: str) -> bool:
     return path == STDIN or (os.path.exists(path) and not os.path.isdir(path) and not is_regular_file(path))
 
 
+def _special_kind(path: str) -> str:
+    import stat
+
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return "not a regular file"
+    return ("a named pipe (FIFO)" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode)
+            else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "not a regular file")
+
+
+def scanned_specials(paths: tuple[str, ...], files: list[str]) -> dict[str, str]:
+    """``{file: error}`` for the pipes, devices and sockets a folder scan found (a FIFO would
+    block the batch, a link to /dev/zero fill the disk): never read. Named on the command
+    line, such a path is read as the stream the user meant."""
+    given = set(paths)
+    return {f: f"{_special_kind(f)}, found in a folder: not read (name it on its own to read it)"
+            for f in files if f not in given and _stream_like(f)}
+
+
+def _skipping(refused: dict[str, str], files: list[str], results_of: Any) -> Iterator[tuple[str, Any]]:
+    """``results_of(files)`` with each file in ``refused`` given its error instead, in order."""
+    results = results_of([f for f in files if f not in refused])
+    try:
+        for f in files:
+            yield ("error", refused[f]) if f in refused else next(results)
+        for _ in results:  # runs it to its end (its worker pool is shut down there)
+            pass
+    finally:
+        results.close()
+
+
 def _spool_streams(files: list[str], folder: str) -> dict[str, str]:
     """Copy standard input and pipes among ``files`` into ``folder``: ``{input: copy}``."""
     from .audio import spool
@@ -680,6 +712,7 @@ def main(
         _error(exc.message)
         ctx.exit(EXIT_USAGE)
     files = list(expand_paths(paths))
+    refused = scanned_specials(paths, files)  # each that file's error line, never read
     from .output import display_path
 
     for option, target in (("-o", output), ("--plot", plot_path), ("--html", html_path)):
@@ -692,7 +725,7 @@ def main(
     if clash:
         _error(clash)
         ctx.exit(EXIT_USAGE)
-    problem = None if list_genres or model_info else _input_problem(files, plot_path, html_path, html_audio)
+    problem = None if list_genres or model_info else _input_problem([f for f in files if f not in refused], plot_path, html_path, html_audio)
     if problem:
         _error(problem)
         ctx.exit(EXIT_USAGE)
@@ -734,7 +767,8 @@ def main(
             _error("--plot needs matplotlib: pip install 'genre-infer[plot]'")
             ctx.exit(EXIT_USAGE)
     # standard input and pipes, copied once: the decoder and the pictures read them again
-    reads = _spool_streams(files, ctx.with_resource(tempfile.TemporaryDirectory(prefix="genre-infer-")))
+    reads = _spool_streams([f for f in files if f not in refused],
+                           ctx.with_resource(tempfile.TemporaryDirectory(prefix="genre-infer-")))
     visuals = _Visuals(plot_path, html_path, html_audio)
     output = _stderr_path(output)
     try:
@@ -752,7 +786,7 @@ def main(
     failed = 0
     bar = ProgressBar(len(files), sys.stderr, enabled=not quiet and len(files) > 1 and bar_wanted(sys.stderr))
     read_paths = [reads.get(f, f) for f in files]
-    results = _results(read_paths, clf, n_jobs, model, device, threads)
+    results = _skipping(refused, read_paths, lambda todo: _results(todo, clf, n_jobs, model, device, threads))
     try:
         # results first: zip then asks it once more after the last file, which runs the
         # generator to its end (the worker pool is shut down there, not at exit)

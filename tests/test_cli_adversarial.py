@@ -27,7 +27,7 @@ SR = 16000
 
 def run(*args: object, preexec: Callable[[], None] | None = None, **kw: Any) -> subprocess.CompletedProcess[bytes]:
     return subprocess.run([sys.executable, "-m", "genre_infer", *map(os.fsencode, map(str, args))],
-                          capture_output=kw.pop("capture_output", True), cwd=REPO, timeout=120,
+                          capture_output=kw.pop("capture_output", True), cwd=REPO, timeout=kw.pop("timeout", 120),
                           preexec_fn=preexec, **kw)
 
 
@@ -186,6 +186,26 @@ def test_linked_folders_are_searched_once_and_loops_end(toy_model: Path, tmp_pat
     assert r.returncode == 0, r.stderr
     names = [Path(json.loads(x)["file"]).name for x in r.stdout.decode().splitlines()]
     assert sorted(names) == ["a.wav", "linked.wav"], names
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_pipes_and_devices_found_in_a_folder_are_not_read(toy_model: Path, tmp_path: Path, jobs: str) -> None:
+    music = tmp_path / "music"
+    music.mkdir()
+    good(music / "a.wav")
+    good(music / "b.wav")
+    os.mkfifo(music / "fifo.wav")  # reading it blocks for ever: nobody writes
+    (music / "zero.wav").symlink_to("/dev/zero")  # reading it fills the temporary folder's disk
+    r = run(music, "--model", toy_model, "-f", "jsonl", "-j", jobs, "--force-jobs", timeout=60)
+    no_traceback(r.stderr)
+    assert r.returncode == 1, r.stderr
+    docs = {Path(d["file"]).name: d for d in map(json.loads, r.stdout.decode().splitlines())}
+    assert list(docs) == ["a.wav", "b.wav", "fifo.wav", "zero.wav"]
+    assert docs["a.wav"]["genre"] == docs["b.wav"]["genre"] == "low"
+    assert docs["fifo.wav"]["error"].startswith("a named pipe (FIFO), found in a folder: not read")
+    assert docs["zero.wav"]["error"].startswith("a device, found in a folder: not read")
+    assert sum(x.startswith(PREFIX) for x in lines(r.stderr)) == 2
 
 
 # --------------------------------------------------------------------------------------------
