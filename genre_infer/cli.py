@@ -442,8 +442,9 @@ def plot_suffixes() -> frozenset[str]:
 class _Visuals:
     """Writes the --plot and --html outputs: one file, or a folder with one per song."""
 
-    def __init__(self, plot: str | None, html: str | None, audio_mode: str) -> None:
+    def __init__(self, plot: str | None, html: str | None, audio_mode: str, inputs: list[str] | None = None) -> None:
         self.plot, self.html, self.audio_mode = plot, html, audio_mode
+        self.inputs = list(inputs or [])  # never written over, whatever links a folder holds
         self.plot_folder = plot is not None and names_folder(plot)
         self.html_folder = html is not None and names_folder(html)
         self.index: list[tuple[str, str, Any]] = []
@@ -493,11 +494,12 @@ class _Visuals:
         mel = report.display_melgram(src)
         if self.plot:
             ext = ".png" if self.plot_folder else Path(self.plot).suffix
-            write_bytes(self._target(self.plot, self.plot_folder, name, ext), report.plot_bytes(result, ext, melgram=mel))
+            target = self._writable(self._target(self.plot, self.plot_folder, name, ext))
+            write_bytes(target, report.plot_bytes(result, ext, melgram=mel))
         if self.html:
             target = self._target(self.html, self.html_folder, name, ".html")
             page = report.html_report(result, melgram=mel, **report.audio_for_html(src, self.audio_mode, target))
-            write_file(target, page)
+            write_file(self._writable(target), page)
             self.index.append((target.name, display_path(Path(name).name), result))
 
     def close(self) -> None:
@@ -505,7 +507,25 @@ class _Visuals:
             from . import report
             from .outfile import write_file
 
-            write_file(Path(self.html) / "index.html", report.html_index(self.index))
+            write_file(self._writable(Path(self.html) / "index.html"), report.html_index(self.index))
+
+    def _writable(self, target: Path) -> Path:
+        """``target``, unless it is one of the inputs (a folder's ``song.html`` linked to
+        ``song.wav``): writing it would destroy that input.
+
+        Raises
+        ------
+        OutputError
+            It is.
+        """
+        from .errors import OutputError
+        from .output import display_path
+
+        same = _input_it_is(str(target), self.inputs)
+        if same is not None:
+            raise OutputError(f"cannot write {display_path(target)}: it is one of the inputs "
+                              f"({display_path(same)}) and would be overwritten")
+        return target
 
 
 def _version_text() -> str:
@@ -769,7 +789,7 @@ def main(
     # standard input and pipes, copied once: the decoder and the pictures read them again
     reads = _spool_streams([f for f in files if f not in refused],
                            ctx.with_resource(tempfile.TemporaryDirectory(prefix="genre-infer-")))
-    visuals = _Visuals(plot_path, html_path, html_audio)
+    visuals = _Visuals(plot_path, html_path, html_audio, inputs=files)
     output = _stderr_path(output)
     try:
         visuals.check()

@@ -263,3 +263,28 @@ def test_an_output_name_ending_in_a_slash_is_not_made_a_file(toy_model: Path, tm
         assert r.returncode == 2 and lines(r.stderr) == [
             f"{PREFIX}cannot write {tmp_path}/results/: the name ends in /, so it names a folder"], r.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["song.wav"]
+
+
+def test_reports_never_write_over_an_input_through_a_link(toy_model: Path, tmp_path: Path) -> None:
+    album = tmp_path / "album"
+    album.mkdir()
+    song, other = good(album / "song.wav"), good(album / "other.wav")
+    before = {p: p.read_bytes() for p in (song, other)}
+    (album / "song.html").symlink_to("song.wav")  # planted by whoever named the folder
+    (album / "index.html").symlink_to("other.wav")
+    r = run(album, "--model", toy_model, "--html", f"{album}/", "-f", "jsonl", "-q")
+    no_traceback(r.stderr)
+    assert {p: p.read_bytes() for p in (song, other)} == before
+    assert r.returncode == 1 and lines(r.stderr) == [
+        f"{PREFIX}{song}: cannot write {album}/song.html: it is one of the inputs ({song}) and would be overwritten",
+        f"{PREFIX}cannot write {album}/index.html: it is one of the inputs ({other}) and would be overwritten; "
+        "stopped after 2 of 2 files"]
+    assert (album / "other.html").is_file() and len(r.stdout.decode().splitlines()) == 2
+    pytest.importorskip("matplotlib")
+    (album / "other.png").symlink_to("other.wav")
+    r = run(song, other, "--model", toy_model, "--plot", f"{album}/", "-q")
+    no_traceback(r.stderr)
+    assert {p: p.read_bytes() for p in (song, other)} == before
+    assert r.returncode == 1 and lines(r.stderr) == [
+        f"{PREFIX}{other}: cannot write {album}/other.png: it is one of the inputs ({other}) and would be overwritten"]
+    assert (album / "song.png").read_bytes().startswith(b"\x89PNG")
