@@ -411,7 +411,8 @@ def names_folder(value: str) -> bool:
     """Whether a --plot/--html value names a folder: an existing one, one ending in a slash, or
     a new name without a suffix."""
     p = Path(value)
-    return p.is_dir() or value.endswith(("/", os.sep)) or (not p.suffix and not p.exists())
+    # os.path's tests: a name the system refuses (too long, ...) is simply not there, no OSError
+    return os.path.isdir(value) or value.endswith(("/", os.sep)) or (not p.suffix and not os.path.lexists(value))
 
 
 def visual_problem(option: str, value: str, n_files: int, suffixes: frozenset[str] | None) -> str | None:
@@ -455,7 +456,14 @@ class _Visuals:
         if not folder_mode:
             return Path(base)
         folder = Path(base)
-        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            from .errors import OutputError
+            from .outfile import os_reason
+            from .output import display_path
+
+            raise OutputError(f"cannot make folder {display_path(folder)}: {os_reason(exc)}") from None
         stem, n = ("stdin" if name == STDIN else Path(name).stem), 1
         out = f"{stem}{ext}"
         while out in self._names:  # same stem in two folders

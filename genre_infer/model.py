@@ -334,13 +334,18 @@ def resolve_model_path(model: str | os.PathLike[str] | None) -> Path:
         model = DEFAULT_MODEL_NAME
     text = os.fspath(model)
     shipped = available_models()
-    if text in shipped and not Path(text).exists():
+    # os.path's tests, not Path's: a name the system refuses (too long) is not there, no OSError
+    if text in shipped and not os.path.exists(text):
         return shipped[text]
     path = Path(text)
-    if path.is_file():
+    if os.path.isfile(text):
         return path
-    if path.is_dir():
+    if os.path.isdir(text):
         raise ModelError(f"model {text!r} is a directory, not an .onnx file")
+    if os.path.exists(text):
+        raise ModelError(f"model {text!r} is not a regular file (a pipe or device): give the .onnx file")
+    if os.path.lexists(text):
+        raise ModelError(f"model {text!r} is a broken symbolic link (or a loop of them)")
     if text in RETIRED_MODELS:
         raise ModelError(f"model {text!r} {RETIRED_MODELS[text]}")
     names = ", ".join(sorted(shipped)) or "none installed"

@@ -288,3 +288,38 @@ def test_reports_never_write_over_an_input_through_a_link(toy_model: Path, tmp_p
     assert r.returncode == 1 and lines(r.stderr) == [
         f"{PREFIX}{other}: cannot write {album}/other.png: it is one of the inputs ({other}) and would be overwritten"]
     assert (album / "song.png").read_bytes().startswith(b"\x89PNG")
+
+
+# --------------------------------------------------------------------------------------------
+# Names the system refuses, and model paths that are not files
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("option,value", [
+    ("--model", "{long}.onnx"), ("--plot", "{long}.png"), ("--plot", "{long}/"), ("--html", "{long}.html"),
+    ("--html", "{long}/"), ("-o", "{long}.json"), ("--html", "{file}/sub/"),
+], ids=["model", "plot-file", "plot-folder", "html-file", "html-folder", "output", "html-under-a-file"])
+def test_names_the_system_refuses_are_one_line(toy_model: Path, tmp_path: Path, option: str, value: str) -> None:
+    if option == "--plot":
+        pytest.importorskip("matplotlib")
+    song = good(tmp_path / "song.wav")
+    (tmp_path / "file").write_text("x")
+    value = value.format(long=tmp_path / ("a" * 300), file=tmp_path / "file")  # over NAME_MAX (255)
+    args = [song, option, value] if option == "--model" else [song, "--model", toy_model, option, value]
+    r = run(*args)
+    no_traceback(r.stderr)
+    (line,) = [x for x in lines(r.stderr) if x.startswith("genre-infer:")]
+    assert r.returncode in (1, 2) and line.startswith(PREFIX), r.stderr
+    assert "Errno" not in line and ("too long" in line or "not a directory" in line or "no model file" in line), line
+
+
+def test_model_paths_that_are_not_files_say_what_they_are(tmp_path: Path) -> None:
+    song = good(tmp_path / "song.wav")
+    (tmp_path / "loop.onnx").symlink_to("loop.onnx")
+    (tmp_path / "broken.onnx").symlink_to("gone.onnx")
+    for model, said in ((tmp_path / "loop.onnx", "is a broken symbolic link (or a loop of them)"),
+                        (tmp_path / "broken.onnx", "is a broken symbolic link (or a loop of them)"),
+                        ("/dev/null", "is not a regular file (a pipe or device): give the .onnx file")):
+        r = run(song, "--model", model)
+        no_traceback(r.stderr)
+        assert r.returncode == 2 and lines(r.stderr) == [f"{PREFIX}model {str(model)!r} {said}"], r.stderr
