@@ -323,3 +323,11 @@ def test_model_paths_that_are_not_files_say_what_they_are(tmp_path: Path) -> Non
         r = run(song, "--model", model)
         no_traceback(r.stderr)
         assert r.returncode == 2 and lines(r.stderr) == [f"{PREFIX}model {str(model)!r} {said}"], r.stderr
+
+
+def test_a_plot_of_a_name_the_font_lacks_prints_nothing(toy_model: Path, tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    songs = [good(tmp_path / "日本語の曲 🎵.wav"), good(tmp_path / "tab\there.wav")]
+    r = run(*songs, "--model", toy_model, "--plot", tmp_path / "plots", "-q")
+    assert r.returncode == 0 and r.stderr == b"", r.stderr.decode()  # no "Glyph ... missing" warnings
+    assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == ["tab\there.png", "日本語の曲 🎵.png"]
