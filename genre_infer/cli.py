@@ -681,7 +681,7 @@ def _check_jobs(ctx: click.Context, param: click.Parameter, value: str) -> str:
               help="Output format (json/jsonl/csv: see README schema). Default: from --output's "
                    "extension (.json, .jsonl, .csv, .txt), else text.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True),
-              help="Write results to FILE instead of standard output.")
+              help="Write results to FILE instead of standard output (- is standard output).")
 @click.option("-k", "--top-k", type=click.IntRange(1, None), default=3, show_default=True,
               help="Genres listed in the verdict.")
 @click.option("-t", "--timeline", is_flag=True, help="Text output: add a row per second.")
@@ -724,6 +724,8 @@ def main(
       ffmpeg -i song.m4a -f wav - | genre-infer -
     """
     _reserve_std_descriptors()
+    if output == STDIN:  # as for the inputs, "-" is the standard stream, not a file named "-"
+        output = None
     if sys.stdout is None and (output is None or version or list_genres or model_info):
         _error("standard output is closed: nothing could be written (give -o FILE, or leave it open)")
         ctx.exit(EXIT_USAGE)

@@ -331,3 +331,13 @@ def test_a_plot_of_a_name_the_font_lacks_prints_nothing(toy_model: Path, tmp_pat
     r = run(*songs, "--model", toy_model, "--plot", tmp_path / "plots", "-q")
     assert r.returncode == 0 and r.stderr == b"", r.stderr.decode()  # no "Glyph ... missing" warnings
     assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == ["tab\there.png", "日本語の曲 🎵.png"]
+
+
+def test_output_dash_is_standard_output(toy_model: Path, tmp_path: Path) -> None:
+    song = good(tmp_path / "song.wav")
+    r = subprocess.run(  # in tmp_path: a file named "-" would appear there
+        [sys.executable, "-m", "genre_infer", str(song), "--model", str(toy_model), "-f", "json", "-o", "-"],
+        capture_output=True, cwd=tmp_path, timeout=120, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["results"][0]["genre"] == "low"
+    assert not (tmp_path / "-").exists()
