@@ -19,7 +19,7 @@ from typing import Any, Iterator
 import click
 
 from ._version import __version__
-from .constants import AUDIO_EXTENSIONS
+from .constants import AUDIO_EXTENSIONS, MAX_THREADS
 
 STDIN = "-"
 #: Output formats implied by the extension of ``--output`` when ``--format`` is not given.
@@ -689,7 +689,7 @@ def _check_jobs(ctx: click.Context, param: click.Parameter, value: str) -> str:
               help="A shipped model's name or an .onnx file exported by `python -m train export`.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
               help="Where the network runs (auto: CUDA when onnxruntime-gpu sees a GPU).")
-@click.option("--threads", type=click.IntRange(1, None), help="CPU threads for the network (per job).")
+@click.option("--threads", type=click.IntRange(1, MAX_THREADS), help="CPU threads for the network (per job).")
 @click.option("-j", "--jobs", metavar="N|auto", default="auto", show_default=True, callback=_check_jobs,
               help="Files classified in parallel (worker processes); auto: one per core for a batch.")
 @click.option("--force-jobs", is_flag=True, help="Run --jobs N workers even when N exceeds the usable cores.")

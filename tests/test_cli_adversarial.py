@@ -341,3 +341,17 @@ def test_output_dash_is_standard_output(toy_model: Path, tmp_path: Path) -> None
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["results"][0]["genre"] == "low"
     assert not (tmp_path / "-").exists()
+
+
+def test_absurd_thread_counts_are_refused_at_once(toy_model: Path, tmp_path: Path) -> None:
+    from genre_infer import load_model
+    from genre_infer.errors import GenreInferError
+
+    song = good(tmp_path / "song.wav")
+    r = run(song, "--model", toy_model, "--threads", 10**9, timeout=60)  # was "not a loadable ONNX model"
+    no_traceback(r.stderr)
+    assert r.returncode == 2 and "Invalid value for '--threads'" in r.stderr.decode(), r.stderr
+    for threads in (10**9, 2.5, "2", True, 0):
+        with pytest.raises(GenreInferError, match="^threads must be a whole number from 1 to 256"):
+            load_model(toy_model, threads=threads)  # type: ignore[arg-type]
+    assert load_model(toy_model, threads=np.int64(2)).classify(song).genre == "low"
