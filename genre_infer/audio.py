@@ -62,6 +62,8 @@ def check_sample_rate(sr: Any) -> int:
 
 
 def _check_path(path: Path, raw: str) -> None:
+    if not raw:  # Path("") is the current folder
+        raise MissingFileError(raw, "empty file name")
     try:
         os.stat(path)
     except FileNotFoundError:
@@ -255,7 +257,9 @@ def _stream_ffmpeg(path: Path, sr: int, block_s: float) -> Iterator[np.ndarray]:
             proc.kill()
         _, err = proc.communicate()
     if proc.returncode != 0 and total == 0:
-        text = err.decode("utf-8", "replace")
+        # ffmpeg names the file at the start of its line: the error line names it already, and
+        # a name holding a line break would cut the message
+        text = err.decode("utf-8", "replace").replace(f"{path}: ", "")
         if "matches no streams" in text:  # "Stream map '0:a:0' matches no streams. To ignore this, ..."
             raise DecodeError("no audio stream in this file")
         lines = text.strip().splitlines()

@@ -19,7 +19,7 @@ from typing import Any, Iterator
 import click
 
 from ._version import __version__
-from .constants import AUDIO_EXTENSIONS
+from .constants import AUDIO_EXTENSIONS, MAX_THREADS
 
 STDIN = "-"
 #: Output formats implied by the extension of ``--output`` when ``--format`` is not given.
@@ -37,7 +37,9 @@ MAX_CUDA_AUTO_JOBS = 4
 
 
 def _error(message: str) -> None:
-    click.echo(f"genre-infer: error: {message}", err=True)
+    from .output import printable  # names in the message stay on this one line
+
+    click.echo(f"genre-infer: error: {printable(message)}", err=True)
 
 
 class _Stopped(KeyboardInterrupt):
@@ -103,6 +105,23 @@ def _silence_stdout() -> None:
     sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - lives until exit
 
 
+def _reserve_std_descriptors() -> None:
+    """Give a closed descriptor 0, 1 or 2 (``genre-infer x.wav >&-``) /dev/null, so that no file
+    this run opens (an output, a temporary copy) takes its number and becomes "standard
+    output" for a library or a child process by accident."""
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            try:
+                null = os.open(os.devnull, os.O_RDWR)
+                if null != fd:
+                    os.dup2(null, fd)
+                    os.close(null)
+            except OSError:
+                pass
+
+
 def _quiet_native_stderr() -> None:
     """Send what C libraries print on file descriptor 2 (mpg123's "Note: ..." lines) to
     /dev/null, keeping Python's ``sys.stderr`` on the real stderr: one line per error."""
@@ -155,6 +174,49 @@ def _input_it_is(target: str | None, files: list[str]) -> str | None:
     return None
 
 
+def folder_audio(folder: str) -> list[str]:
+    """The audio files under ``folder``, sorted, and every folder under it that could not be
+    read (each reported as that path's error line, never skipped in silence).
+
+    Symbolic links to folders are followed (an album linked in from another disk is part of
+    the library); a folder reached again (a link loop) is searched once.
+    """
+    found: list[str] = []
+    seen: set[str] = set()
+
+    def unreadable(exc: OSError) -> None:
+        if exc.filename is not None:
+            found.append(os.fspath(exc.filename))
+
+    for root, dirs, files in os.walk(folder, onerror=unreadable, followlinks=True):
+        seen.add(os.path.realpath(root))
+        keep = []
+        for d in dirs:
+            real = os.path.realpath(os.path.join(root, d))
+            if real not in seen:
+                seen.add(real)
+                keep.append(d)
+        dirs[:] = keep
+        found.extend(os.path.join(root, f) for f in files if os.path.splitext(f)[1].lower() in AUDIO_EXTENSIONS)
+    return sorted(found)
+
+
+def _same_outputs(targets: dict[str, str | None]) -> str | None:
+    """Two output options of one run that name the same file (one would overwrite the other)."""
+    from .output import display_path
+
+    named = [(opt, t) for opt, t in targets.items() if t and not (opt != "-o" and names_folder(t))]
+    for i, (a, ta) in enumerate(named):
+        for b, tb in named[i + 1 :]:
+            try:
+                same = os.path.realpath(ta) == os.path.realpath(tb) or os.path.samefile(ta, tb)
+            except (OSError, ValueError):
+                same = False
+            if same:
+                return f"{a} {display_path(ta)} and {b} {display_path(tb)} name the same file (one would overwrite the other)"
+    return None
+
+
 def expand_paths(paths: tuple[str, ...]) -> Iterator[str]:
     """Files to classify: files as given, folders searched recursively for audio, no repeats."""
     seen: set[str] = set()
@@ -163,12 +225,7 @@ def expand_paths(paths: tuple[str, ...]) -> Iterator[str]:
         if p == STDIN:
             candidates = [p]
         elif os.path.isdir(p):
-            candidates = sorted(
-                os.path.join(root, f)
-                for root, _dirs, files in os.walk(p)
-                for f in files
-                if os.path.splitext(f)[1].lower() in AUDIO_EXTENSIONS
-            )
+            candidates = folder_audio(p)
             if not candidates:
                 candidates = [p]  # reported as "no audio files" by the caller
         else:
@@ -240,6 +297,13 @@ def _classify_one(path: str, clf: Any = None) -> tuple[str, Any]:
 
     try:
         if os.path.isdir(path):
+            try:
+                with os.scandir(path):
+                    pass
+            except OSError as exc:
+                from .audio import _os_problem
+
+                raise GenreInferError(f"cannot read this folder ({_os_problem(exc)})") from None
             raise GenreInferError("no audio files found in this folder")
         return "ok", (clf or _worker).classify(path)
     except GenreInferError as exc:
@@ -347,7 +411,8 @@ def names_folder(value: str) -> bool:
     """Whether a --plot/--html value names a folder: an existing one, one ending in a slash, or
     a new name without a suffix."""
     p = Path(value)
-    return p.is_dir() or value.endswith(("/", os.sep)) or (not p.suffix and not p.exists())
+    # os.path's tests: a name the system refuses (too long, ...) is simply not there, no OSError
+    return os.path.isdir(value) or value.endswith(("/", os.sep)) or (not p.suffix and not os.path.lexists(value))
 
 
 def visual_problem(option: str, value: str, n_files: int, suffixes: frozenset[str] | None) -> str | None:
@@ -378,18 +443,27 @@ def plot_suffixes() -> frozenset[str]:
 class _Visuals:
     """Writes the --plot and --html outputs: one file, or a folder with one per song."""
 
-    def __init__(self, plot: str | None, html: str | None, audio_mode: str) -> None:
+    def __init__(self, plot: str | None, html: str | None, audio_mode: str, inputs: list[str] | None = None) -> None:
         self.plot, self.html, self.audio_mode = plot, html, audio_mode
+        self.inputs = list(inputs or [])  # never written over, whatever links a folder holds
         self.plot_folder = plot is not None and names_folder(plot)
         self.html_folder = html is not None and names_folder(html)
         self.index: list[tuple[str, str, Any]] = []
-        self._names: set[str] = set()
+        # a folder of reports has its own index.html: a song called "index" gets "index-2.html"
+        self._names: set[str] = {"index.html"} if self.html_folder else set()
 
     def _target(self, base: str, folder_mode: bool, name: str, ext: str) -> Path:
         if not folder_mode:
             return Path(base)
         folder = Path(base)
-        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            from .errors import OutputError
+            from .outfile import os_reason
+            from .output import display_path
+
+            raise OutputError(f"cannot make folder {display_path(folder)}: {os_reason(exc)}") from None
         stem, n = ("stdin" if name == STDIN else Path(name).stem), 1
         out = f"{stem}{ext}"
         while out in self._names:  # same stem in two folders
@@ -428,11 +502,12 @@ class _Visuals:
         mel = report.display_melgram(src)
         if self.plot:
             ext = ".png" if self.plot_folder else Path(self.plot).suffix
-            write_bytes(self._target(self.plot, self.plot_folder, name, ext), report.plot_bytes(result, ext, melgram=mel))
+            target = self._writable(self._target(self.plot, self.plot_folder, name, ext))
+            write_bytes(target, report.plot_bytes(result, ext, melgram=mel))
         if self.html:
             target = self._target(self.html, self.html_folder, name, ".html")
             page = report.html_report(result, melgram=mel, **report.audio_for_html(src, self.audio_mode, target))
-            write_file(target, page)
+            write_file(self._writable(target), page)
             self.index.append((target.name, display_path(Path(name).name), result))
 
     def close(self) -> None:
@@ -440,7 +515,25 @@ class _Visuals:
             from . import report
             from .outfile import write_file
 
-            write_file(Path(self.html) / "index.html", report.html_index(self.index))
+            write_file(self._writable(Path(self.html) / "index.html"), report.html_index(self.index))
+
+    def _writable(self, target: Path) -> Path:
+        """``target``, unless it is one of the inputs (a folder's ``song.html`` linked to
+        ``song.wav``): writing it would destroy that input.
+
+        Raises
+        ------
+        OutputError
+            It is.
+        """
+        from .errors import OutputError
+        from .output import display_path
+
+        same = _input_it_is(str(target), self.inputs)
+        if same is not None:
+            raise OutputError(f"cannot write {display_path(target)}: it is one of the inputs "
+                              f"({display_path(same)}) and would be overwritten")
+        return target
 
 
 def _version_text() -> str:
@@ -482,6 +575,38 @@ def _stream_like(path: str) -> bool:
     return path == STDIN or (os.path.exists(path) and not os.path.isdir(path) and not is_regular_file(path))
 
 
+def _special_kind(path: str) -> str:
+    import stat
+
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return "not a regular file"
+    return ("a named pipe (FIFO)" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode)
+            else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "not a regular file")
+
+
+def scanned_specials(paths: tuple[str, ...], files: list[str]) -> dict[str, str]:
+    """``{file: error}`` for the pipes, devices and sockets a folder scan found (a FIFO would
+    block the batch, a link to /dev/zero fill the disk): never read. Named on the command
+    line, such a path is read as the stream the user meant."""
+    given = set(paths)
+    return {f: f"{_special_kind(f)}, found in a folder: not read (name it on its own to read it)"
+            for f in files if f not in given and _stream_like(f)}
+
+
+def _skipping(refused: dict[str, str], files: list[str], results_of: Any) -> Iterator[tuple[str, Any]]:
+    """``results_of(files)`` with each file in ``refused`` given its error instead, in order."""
+    results = results_of([f for f in files if f not in refused])
+    try:
+        for f in files:
+            yield ("error", refused[f]) if f in refused else next(results)
+        for _ in results:  # runs it to its end (its worker pool is shut down there)
+            pass
+    finally:
+        results.close()
+
+
 def _spool_streams(files: list[str], folder: str) -> dict[str, str]:
     """Copy standard input and pipes among ``files`` into ``folder``: ``{input: copy}``."""
     from .audio import spool
@@ -505,7 +630,12 @@ def _input_problem(files: list[str], plot: str | None, html: str | None, html_au
     """What is wrong with the inputs and picture options together, found before any work."""
     from .output import display_path
 
-    if STDIN in files and sys.stdin is not None and sys.stdin.isatty():
+    for option, value in (("--plot", plot), ("--html", html)):
+        if value is not None and not value:
+            return f"{option} needs a file or folder name, got {value!r}"
+    if STDIN in files and sys.stdin is None:
+        return "- reads audio from standard input, which is closed"
+    if STDIN in files and sys.stdin.isatty():
         return "- reads audio from standard input, which is a terminal (pipe a file into it: genre-infer - < song.mp3)"
     if plot:
         try:
@@ -551,7 +681,7 @@ def _check_jobs(ctx: click.Context, param: click.Parameter, value: str) -> str:
               help="Output format (json/jsonl/csv: see README schema). Default: from --output's "
                    "extension (.json, .jsonl, .csv, .txt), else text.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True),
-              help="Write results to FILE instead of standard output.")
+              help="Write results to FILE instead of standard output (- is standard output).")
 @click.option("-k", "--top-k", type=click.IntRange(1, None), default=3, show_default=True,
               help="Genres listed in the verdict.")
 @click.option("-t", "--timeline", is_flag=True, help="Text output: add a row per second.")
@@ -559,7 +689,7 @@ def _check_jobs(ctx: click.Context, param: click.Parameter, value: str) -> str:
               help="A shipped model's name or an .onnx file exported by `python -m train export`.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
               help="Where the network runs (auto: CUDA when onnxruntime-gpu sees a GPU).")
-@click.option("--threads", type=click.IntRange(1, None), help="CPU threads for the network (per job).")
+@click.option("--threads", type=click.IntRange(1, MAX_THREADS), help="CPU threads for the network (per job).")
 @click.option("-j", "--jobs", metavar="N|auto", default="auto", show_default=True, callback=_check_jobs,
               help="Files classified in parallel (worker processes); auto: one per core for a batch.")
 @click.option("--force-jobs", is_flag=True, help="Run --jobs N workers even when N exceeds the usable cores.")
@@ -593,6 +723,12 @@ def main(
       genre-infer ~/Music --output genres.jsonl
       ffmpeg -i song.m4a -f wav - | genre-infer -
     """
+    _reserve_std_descriptors()
+    if output == STDIN:  # as for the inputs, "-" is the standard stream, not a file named "-"
+        output = None
+    if sys.stdout is None and (output is None or version or list_genres or model_info):
+        _error("standard output is closed: nothing could be written (give -o FILE, or leave it open)")
+        ctx.exit(EXIT_USAGE)
     if version:
         click.echo(_version_text())
         ctx.exit(EXIT_OK)
@@ -606,6 +742,7 @@ def main(
         _error(exc.message)
         ctx.exit(EXIT_USAGE)
     files = list(expand_paths(paths))
+    refused = scanned_specials(paths, files)  # each that file's error line, never read
     from .output import display_path
 
     for option, target in (("-o", output), ("--plot", plot_path), ("--html", html_path)):
@@ -614,7 +751,11 @@ def main(
             _error(f"{option} {display_path(target or '')} is one of the inputs ({display_path(same)}): "
                    "it would be overwritten")
             ctx.exit(EXIT_USAGE)
-    problem = None if list_genres or model_info else _input_problem(files, plot_path, html_path, html_audio)
+    clash = _same_outputs({"-o": output, "--plot": plot_path, "--html": html_path})
+    if clash:
+        _error(clash)
+        ctx.exit(EXIT_USAGE)
+    problem = None if list_genres or model_info else _input_problem([f for f in files if f not in refused], plot_path, html_path, html_audio)
     if problem:
         _error(problem)
         ctx.exit(EXIT_USAGE)
@@ -656,8 +797,9 @@ def main(
             _error("--plot needs matplotlib: pip install 'genre-infer[plot]'")
             ctx.exit(EXIT_USAGE)
     # standard input and pipes, copied once: the decoder and the pictures read them again
-    reads = _spool_streams(files, ctx.with_resource(tempfile.TemporaryDirectory(prefix="genre-infer-")))
-    visuals = _Visuals(plot_path, html_path, html_audio)
+    reads = _spool_streams([f for f in files if f not in refused],
+                           ctx.with_resource(tempfile.TemporaryDirectory(prefix="genre-infer-")))
+    visuals = _Visuals(plot_path, html_path, html_audio, inputs=files)
     output = _stderr_path(output)
     try:
         visuals.check()
@@ -674,7 +816,7 @@ def main(
     failed = 0
     bar = ProgressBar(len(files), sys.stderr, enabled=not quiet and len(files) > 1 and bar_wanted(sys.stderr))
     read_paths = [reads.get(f, f) for f in files]
-    results = _results(read_paths, clf, n_jobs, model, device, threads)
+    results = _skipping(refused, read_paths, lambda todo: _results(todo, clf, n_jobs, model, device, threads))
     try:
         # results first: zip then asks it once more after the last file, which runs the
         # generator to its end (the worker pool is shut down there, not at exit)
@@ -694,7 +836,7 @@ def main(
                         _error(f"{display_path(f)}: cannot make plot/report: {exc or type(exc).__name__}")
                 else:
                     failed += 1
-                    name = display_path(f)
+                    name = display_path(f) or "''"
                     _error(f"{name}: {payload}")
                     writer.add_error(name, payload)
             bar.update(1)

@@ -71,6 +71,11 @@ MAX_DECODE_BLOCK_SAMPLES = 1 << 22
 MIN_INPUT_SR = 1000
 MAX_INPUT_SR = 768000
 
+#: Most onnxruntime threads one network may be given (``threads=``, ``--threads``): more is no
+#: thread count but a typo, and onnxruntime would try to start them all (10**5 ran for minutes;
+#: 10**9 failed as "std::bad_alloc").
+MAX_THREADS = 256
+
 #: Segments per onnxruntime call. Small on purpose: the default network's activations take
 #: about 70 MB per 3-s window, so 64 windows a call peaked at 1.8 GB; 4 costs no speed.
 BATCH_SIZE = 4

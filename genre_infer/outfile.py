@@ -82,6 +82,8 @@ class Sink:
             raise OutputError("cannot write to an empty file name")
         if os.path.isdir(self.path):
             raise OutputError(f"cannot write {self.shown}: it is a folder")
+        if self.path.endswith(("/", os.sep)):  # not made a file named like the folder meant
+            raise OutputError(f"cannot write {self.shown}: the name ends in {os.sep}, so it names a folder")
         if append or _in_place(self.path):
             self._open_in_place(append)
         else:

@@ -23,6 +23,7 @@ import csv
 import io
 import json
 import os
+import re
 import sys
 from typing import IO, Any, Literal
 
@@ -31,7 +32,7 @@ from .errors import OutputError
 from .outfile import Sink, open_sink, os_reason
 from .result import Result
 
-__all__ = ["Format", "format_time", "render_text", "csv_rows", "csv_header", "Writer", "display_path"]
+__all__ = ["Format", "format_time", "render_text", "csv_rows", "csv_header", "Writer", "display_path", "printable"]
 
 Format = Literal["text", "json", "jsonl", "csv"]
 
@@ -40,6 +41,30 @@ def display_path(path: str | os.PathLike[str]) -> str:
     """A printable form of any path (undecodable bytes shown as ``\\xNN``)."""
     raw = os.fsencode(path)
     return raw.decode("utf-8", "backslashreplace")
+
+
+#: Characters a terminal acts on instead of showing (line breaks, tabs, escape sequences, C1
+#: controls, bidirectional overrides): in a file name they would split or forge a line.
+_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: str) -> str:
+    """``text`` for a line people read: control characters shown as escapes (``\\n``, ``\\x1b``).
+
+    JSON and CSV keep names exactly (they quote them themselves); text output and error
+    lines use this, so one file is always one line and a name cannot drive the terminal.
+    """
+    return _CONTROLS.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+
+
+#: Characters JSON leaves raw that ``str.splitlines()`` (and some JSONL readers) take as line
+#: breaks: written as escapes, so a name holding one never splits a JSONL record.
+_LINE_BREAKS = {0x85: "\\u0085", 0x2028: "\\u2028", 0x2029: "\\u2029"}
+
+
+def json_line(record: dict[str, Any]) -> str:
+    """One JSONL line: UTF-8 JSON with every line-break character escaped, then ``\\n``."""
+    return json.dumps(record, ensure_ascii=False).translate(_LINE_BREAKS) + "\n"
 
 
 def format_time(seconds: float) -> str:
@@ -66,7 +91,7 @@ def render_text(result: Result, *, top_k: int = 3, timeline: bool = False) -> st
     of whole seconds (a song's last few milliseconds: ``1:15–1:15``) is left out here; JSON
     and CSV keep every row.
     """
-    name = display_path(result.source) if result.source else "<array>"
+    name = printable(display_path(result.source)) if result.source else "<array>"
     lines = [f"{name}  ({format_time(result.duration)}, {result.duration:.1f} s)"]
     verdict = " · ".join(f"{g} {_pct(p)}" for g, p in result.top(top_k))
     lines.append(f"  genre:    {verdict}")
@@ -181,7 +206,7 @@ class Writer:
             if result.source is not None:
                 d["file"] = display_path(result.source)
             if self.fmt == "jsonl":
-                self._emit(json.dumps(d, ensure_ascii=False) + "\n")
+                self._emit(json_line(d))
             else:
                 self.results.append(d)
 
@@ -189,7 +214,7 @@ class Writer:
         """Record an input that failed (JSON/JSONL carry it; text/CSV leave it to stderr)."""
         entry = {"file": file, "error": message}
         if self.fmt == "jsonl":
-            self._emit(json.dumps({"schema_version": OUTPUT_SCHEMA_VERSION, **entry}, ensure_ascii=False) + "\n")
+            self._emit(json_line({"schema_version": OUTPUT_SCHEMA_VERSION, **entry}))
         self.errors.append(entry)
 
     def close(self, *, interrupted: bool = False) -> None:
@@ -210,7 +235,7 @@ class Writer:
         if self.fmt == "json":
             doc = {"schema_version": OUTPUT_SCHEMA_VERSION, "model": self.model, "interrupted": interrupted,
                    "results": self.results, "errors": self.errors}
-            self._emit(json.dumps(doc, ensure_ascii=False, indent=2) + "\n")
+            self._emit(json.dumps(doc, ensure_ascii=False, indent=2).translate(_LINE_BREAKS) + "\n")
         if self._sink is not None:
             self._sink.commit()
             self._sink = None

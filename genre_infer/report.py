@@ -25,7 +25,7 @@ import numpy as np
 from . import audio as audio_mod
 from .errors import GenreInferError
 from .features import FeatureSpec, FeatureStream
-from .output import display_path, format_time
+from .output import display_path, format_time, printable
 from .result import Result
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -170,7 +170,8 @@ def plot_timeline(
     d = result.duration
     ax_mel.imshow(_scaled(melgram), origin="lower", aspect="auto", cmap="magma", extent=(0, d, 0, melgram.shape[0]))
     ax_mel.set_ylabel("mel band")
-    ax_mel.set_title(f"{Path(display_path(result.source)).name if result.source else 'audio'} — {_verdict_text(result)}",
+    name = printable(Path(display_path(result.source)).name) if result.source else "audio"  # no tabs or escapes
+    ax_mel.set_title(f"{name} — {_verdict_text(result)}",
                      loc="left", fontsize=11)
     for row in result.timeline:
         ax_strip.axvspan(row.start, row.end, color=colours.get(row.genre, "#dddddd"), lw=0)
@@ -202,9 +203,13 @@ def plot_timeline(
 def plot_bytes(result: Result, ext: str = ".png", *, melgram: np.ndarray | None = None,
                audio: Any = None, sr: int | None = None) -> bytes:
     """:func:`plot_timeline` encoded as ``ext`` (``.png``, ``.svg``, ``.pdf``, ...: matplotlib's formats)."""
+    import warnings
+
     fig = plot_timeline(result, audio, sr, melgram=melgram)
     buf = io.BytesIO()
-    fig.savefig(buf, format=ext.lstrip(".").lower() or "png", dpi=110)
+    with warnings.catch_warnings():  # a name in a script the font lacks: boxes, not lines on stderr
+        warnings.filterwarnings("ignore", message="Glyph .* missing from", category=UserWarning)
+        fig.savefig(buf, format=ext.lstrip(".").lower() or "png", dpi=110)
     return buf.getvalue()
 
 
