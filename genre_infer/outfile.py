@@ -253,13 +253,7 @@ def write_file(path: str | os.PathLike[str], text: str) -> None:
     OutputError
         It cannot be written; the previous file is unchanged and nothing is left behind.
     """
-    sink = open_sink(path)
-    try:
-        sink.write(text)
-        sink.commit()
-    except BaseException:
-        sink.discard()
-        raise
+    write_bytes(path, text.encode("utf-8", "backslashreplace"))  # as Sink.write encodes
 
 
 def write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
