@@ -73,6 +73,17 @@ def make_mp3(path: Path, seconds: float, seed: int = 0) -> Path:
     return path
 
 
+def batch_folder(n_songs: int) -> Path:
+    """The batch benchmark's folder: ``n_songs`` hard links to one 30-s stereo mp3 (made once, cached)."""
+    folder = CACHE / f"batch{n_songs}"
+    if not folder.exists():
+        folder.mkdir(parents=True)
+        src = make_mp3(CACHE / "song-30s.mp3", 30.0, seed=2)
+        for i in range(n_songs):
+            os.link(src, folder / f"song{i:03d}.mp3")
+    return folder
+
+
 def timed(fn, repeat: int = 3) -> float:  # type: ignore[no-untyped-def]
     """Median wall time of ``repeat`` calls, in seconds."""
     times = []
@@ -241,12 +252,7 @@ def main() -> None:
         for s in lengths
     }
     n_songs = args.songs or (40 if args.quick else 200)
-    folder = CACHE / f"batch{n_songs}"
-    if not folder.exists():
-        folder.mkdir(parents=True)
-        src = make_mp3(CACHE / "song-30s.mp3", 30.0, seed=2)
-        for i in range(n_songs):
-            os.link(src, folder / f"song{i:03d}.mp3")
+    folder = batch_folder(n_songs)
     res["batch"] = {"songs": n_songs, **{f"jobs{j}_s": batch(args.model, folder, j, device=dev) for j in jobs}}
     if dev == "cpu" and "1" in jobs:
         res["batch"]["jobs1_threads1_s"] = batch(args.model, folder, 1, threads=1)  # type: ignore[index]

@@ -40,18 +40,7 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(ROOT))
 
-from bench import CACHE, machine, make_mp3  # noqa: E402
-
-
-def folder_of(n_songs: int) -> Path:
-    """bench.py's batch folder: ``n_songs`` hard links to one 30-s stereo mp3."""
-    folder = CACHE / f"batch{n_songs}"
-    if not folder.exists():
-        folder.mkdir(parents=True)
-        src = make_mp3(CACHE / "song-30s.mp3", 30.0, seed=2)
-        for i in range(n_songs):
-            os.link(src, folder / f"song{i:03d}.mp3")
-    return folder
+from bench import batch_folder, machine  # noqa: E402
 
 
 def wall(cmd: list[str], env: dict[str, str] | None = None) -> float:
@@ -70,7 +59,7 @@ def main() -> None:
     ap.add_argument("--json", default=str(HERE / "ray_results.json"))
     args = ap.parse_args()
     n, jobs = args.songs, args.jobs
-    folder = folder_of(n)
+    folder = batch_folder(n)
     tmp = Path(tempfile.mkdtemp(prefix="ray-bench-"))
 
     def fresh(name: str) -> str:
