@@ -127,12 +127,25 @@ def test_command_line_refuses_with_exit_2_and_one_line(models: dict[str, Path], 
     assert r.stdout == "" and r.stderr.count("\n") == 1 and r.stderr.startswith("genre-infer: error: "), r.stderr
 
 
-def _nan_model(path: Path) -> Path:
-    """The toy model with its logits divided by zero: 0/0 and x/0 (NaN and infinity)."""
-    onnx = pytest.importorskip("onnx")
-    from onnx import TensorProto, helper, numpy_helper
+def _save_toy(graph: Any, path: Path) -> Path:
+    """Save ``graph`` as an opset-18 model carrying the toy model's metadata (:func:`base`)."""
+    import onnx
+    from onnx import helper
 
     from genre_infer.constants import METADATA_KEY
+
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 9
+    prop = model.metadata_props.add()
+    prop.key, prop.value = METADATA_KEY, json.dumps(base())
+    onnx.save(model, str(path))
+    return path
+
+
+def _nan_model(path: Path) -> Path:
+    """The toy model with its logits divided by zero: 0/0 and x/0 (NaN and infinity)."""
+    pytest.importorskip("onnx")
+    from onnx import TensorProto, helper, numpy_helper
 
     graph = helper.make_graph(
         [helper.make_node("ReduceMean", ["features", "axes"], ["pooled"], keepdims=0),
@@ -143,12 +156,7 @@ def _nan_model(path: Path) -> Path:
         initializer=[numpy_helper.from_array(np.array([1], dtype=np.int64), "axes"),
                      numpy_helper.from_array(np.zeros((96, 2), np.float32), "W"),
                      numpy_helper.from_array(np.zeros(2, np.float32), "zero")])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
-    model.ir_version = 9
-    prop = model.metadata_props.add()
-    prop.key, prop.value = METADATA_KEY, json.dumps(base())
-    onnx.save(model, str(path))
-    return path
+    return _save_toy(graph, path)
 
 
 def test_nan_logits_are_a_model_error_per_file(tmp_path: Path, audio_dir: Path) -> None:
@@ -164,10 +172,8 @@ def test_nan_logits_are_a_model_error_per_file(tmp_path: Path, audio_dir: Path) 
 
 def _liar_model(path: Path, columns: int) -> Path:
     """Declares (batch, 2) logits but returns ``columns`` of them (a shape only a run can show)."""
-    onnx = pytest.importorskip("onnx")
+    pytest.importorskip("onnx")
     from onnx import TensorProto, helper, numpy_helper
-
-    from genre_infer.constants import METADATA_KEY
 
     graph = helper.make_graph(
         [helper.make_node("ReduceMean", ["features", "axes"], ["pooled"], keepdims=0),
@@ -176,12 +182,7 @@ def _liar_model(path: Path, columns: int) -> Path:
         [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", "n"])],
         initializer=[numpy_helper.from_array(np.array([1], dtype=np.int64), "axes"),
                      numpy_helper.from_array(np.ones((96, columns), np.float32), "W")])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
-    model.ir_version = 9
-    prop = model.metadata_props.add()
-    prop.key, prop.value = METADATA_KEY, json.dumps(base())
-    onnx.save(model, str(path))
-    return path
+    return _save_toy(graph, path)
 
 
 def test_logits_of_the_wrong_shape_are_a_model_error(tmp_path: Path, audio_dir: Path) -> None:
