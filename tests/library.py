@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 import soundfile as sf
 
 from signals import noise, rhythm, tone
@@ -101,3 +102,19 @@ def check_rows(rows: list[dict], cli: dict[str, dict]) -> None:
     assert sorted(paths) == sorted(cli), "missing or unexpected rows"
     for row in rows:
         assert record(row) == cli[row["path"]], row["path"]
+
+
+# The two fixtures the cluster test modules share (imported there by name; module-scoped, so each
+# module makes its own library once).
+@pytest.fixture(scope="module")
+def library(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The :func:`make_library` tree."""
+    root = tmp_path_factory.mktemp("library")
+    make_library(root)
+    return root
+
+
+@pytest.fixture(scope="module")
+def cli(library: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
+    """The CLI's JSONL records of :func:`library`, by path (:func:`cli_records`)."""
+    return cli_records(library, tmp_path_factory.mktemp("cli") / "out.jsonl")

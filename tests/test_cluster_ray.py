@@ -18,25 +18,13 @@ ray = pytest.importorskip("ray")
 pytest.importorskip("ray.data")
 
 from library import (  # noqa: E402
-    REPO, SR, check_rows, cli_records, make_library, parquet_files, ray_processes, read_rows, wait_for,
-)
+    REPO, SR, check_rows, cli, cli_records, library, parquet_files, ray_processes, read_rows, wait_for,
+)  # cli and library are fixtures
 
 from genre_infer.cluster import WORKER_DIED, classify_library  # noqa: E402
 
 pytestmark = pytest.mark.ray
 WORKER = "MapWorker(MapBatches(Classify))"
-
-
-@pytest.fixture(scope="module")
-def library(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("library")
-    make_library(root)
-    return root
-
-
-@pytest.fixture(scope="module")
-def cli(library: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
-    return cli_records(library, tmp_path_factory.mktemp("cli") / "out.jsonl")
 
 
 @pytest.fixture(scope="module")

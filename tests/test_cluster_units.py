@@ -14,22 +14,10 @@ import pytest
 pa = pytest.importorskip("pyarrow")
 import pyarrow.parquet as pq  # noqa: E402
 
-from library import BAD, REPO, cli_records, make_library  # noqa: E402
+from library import BAD, REPO, cli, library  # noqa: E402,F401 - cli and library are fixtures
 
 from genre_infer.cluster import PROB_PREFIX, Classify, list_audio, read_done, record, row_schema  # noqa: E402
 from genre_infer.errors import GenreInferError  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def library(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("library")
-    make_library(root)
-    return root
-
-
-@pytest.fixture(scope="module")
-def cli(library: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
-    return cli_records(library, tmp_path_factory.mktemp("cli") / "out.jsonl")
 
 
 @pytest.fixture(scope="module")
