@@ -29,11 +29,14 @@ from . import data
 from .audioset import audioset_labels, save_json, window_tags
 from .audioset_heads import fit_scale_bias, fit_stacked, fit_weighted, window_weights, zero_shot
 
-__all__ = ["Item", "load_items", "score", "score_candidate", "two_features", "run", "main", "GENRES", "ELECTRONIC"]
+__all__ = ["Item", "load_items", "score", "score_candidate", "two_features", "partitions", "write_results",
+           "require_rule", "run", "main", "CV_FOLDS", "GENRES", "ELECTRONIC"]
 
 GTZAN_GENRES = ["blues", "classical", "country", "disco", "hiphop", "jazz", "metal", "pop", "reggae", "rock"]
 ELECTRONIC = "electronic"
 GENRES = GTZAN_GENRES + [ELECTRONIC]
+#: The 2-fold CV's folds: GTZAN's train and valid partitions (test is never read here).
+CV_FOLDS = ("train", "valid")
 
 
 @dataclass
@@ -174,9 +177,13 @@ def two_features(it: Item, ex: str, classes: list[str]) -> tuple[np.ndarray, np.
     return a[:n], m[:n]
 
 
-def fit_two_params(fit: list[Item], ex: str, l2: float, classes: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def fit_two_params(fit: list[Item], ex: str, l2: float, classes: list[str], *, per_genre: bool = True,
+                   bias: bool = True, l2_bias: float | None = None,
+                   prior_c: float = 0.5) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per-genre ``(a, c, b)`` of ``a * mn04 + c * msd + b`` on per-second logits, pulled toward
-    (1, 0.5, 0); genres GTZAN lacks take the fitted genres' means."""
+    ``(1, prior_c, 0)`` by ``l2`` (the biases by ``l2_bias`` when given); genres GTZAN lacks take
+    the fitted genres' means. ``per_genre`` False fits one ``a`` and one ``c`` for every genre;
+    ``bias`` False keeps ``b = 0``."""
     import torch
 
     xa, xm, ys, clip = [], [], [], []
@@ -187,12 +194,20 @@ def fit_two_params(fit: list[Item], ex: str, l2: float, classes: list[str]) -> t
     f64 = torch.float64  # the fit then does not depend on how many threads sum the loss
     A, M = torch.as_tensor(np.concatenate(xa), dtype=f64), torch.as_tensor(np.concatenate(xm), dtype=f64)
     trained = torch.as_tensor([g in GTZAN_GENRES for g in GENRES])
-    pa = torch.ones(len(GENRES), dtype=f64, requires_grad=True)
-    pc = torch.full((len(GENRES),), 0.5, dtype=f64, requires_grad=True)
-    pb = torch.zeros(len(GENRES), dtype=f64, requires_grad=True)
-    fit_weighted([pa, pc, pb], lambda: torch.where(trained, A * pa + M * pc + pb, torch.full_like(A, -1e4)),
-                 y, window_weights(c, y), lambda: l2 * ((pa - 1) ** 2 + (pc - 0.5) ** 2 + pb**2)[trained].sum())
-    a_, c_, b_ = (t.detach().numpy().copy() for t in (pa, pc, pb))
+    n = len(GENRES) if per_genre else 1
+    pa = torch.ones(n, dtype=f64, requires_grad=True)
+    pc = torch.full((n,), prior_c, dtype=f64, requires_grad=True)
+    pb = torch.zeros(len(GENRES), dtype=f64, requires_grad=bias)
+    lb = l2 if l2_bias is None else l2_bias
+
+    def penalty() -> torch.Tensor:
+        scales = (pa - 1) ** 2 + (pc - prior_c) ** 2
+        return l2 * (scales[trained] if per_genre else scales).sum() + lb * (pb**2)[trained].sum()
+
+    fit_weighted([pa, pc] + ([pb] if bias else []),
+                 lambda: torch.where(trained, A * pa + M * pc + pb, torch.full_like(A, -1e4)),
+                 y, window_weights(c, y), penalty)
+    a_, c_, b_ = (np.broadcast_to(t.detach().numpy(), (len(GENRES),)).copy() for t in (pa, pc, pb))
     t = trained.numpy()
     for v in (a_, c_, b_):
         v[~t] = v[t].mean()
@@ -250,11 +265,35 @@ def musicnn_steps(it: Item) -> np.ndarray:
     return np.concatenate([logp, logp.mean(1, keepdims=True)], axis=1)
 
 
-def run(out: Path, items: list[Item], classes: list[str], experts: list[str]) -> list[dict]:
-    """Score every candidate by the rule; write ``results.json`` and ``results.md`` to ``out``."""
+def partitions(items: list[Item]) -> tuple[list[Item], list[Item], dict[str, list[Item]]]:
+    """``(GTZAN items, emotify-dev items, CV folds)``: the folds are GTZAN's train and valid partitions."""
     g = [it for it in items if it.dataset == "gtzan"]
     e = [it for it in items if it.dataset == "emotify"]
-    folds = {"train": [it for it in g if it.split == "train"], "valid": [it for it in g if it.split == "valid"]}
+    return g, e, {f: [it for it in g if it.split == f] for f in CV_FOLDS}
+
+
+def write_results(out: Path, rows: list[dict]) -> None:
+    """``results.json`` (every row) and ``results.md`` (the table, best S first) in ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    save_json(out / "results.json", rows)
+    cols = ["candidate", "S", "gtzan_cv_track_accuracy", "gtzan_cv_macro_f1", "gtzan_cv_seconds",
+            "emotify_cr_verdict", "emotify_cr_seconds", "emotify_electronic_non_gtzan", "emotify_pop_verdict",
+            "gtzan_16k_cv_accuracy", "params"]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for r in sorted(rows, key=lambda r: -r["S"]):
+        lines.append("| " + " | ".join(f"{r[c]:.3f}" if isinstance(r[c], float) else str(r[c]) for c in cols) + " |")
+    (out / "results.md").write_text("\n".join(lines) + "\n")
+
+
+def require_rule(p: argparse.ArgumentParser, out: Path) -> None:
+    """Refuse (a usage error) to score anything before ``out/rule.md`` holds the rule."""
+    if not (out / "rule.md").is_file():
+        p.error(f"write the selection rule to {out / 'rule.md'} before the first run")
+
+
+def run(out: Path, items: list[Item], classes: list[str], experts: list[str]) -> list[dict]:
+    """Score every candidate by the rule; write ``results.json`` and ``results.md`` to ``out``."""
+    g, e, folds = partitions(items)
     rows = []
     cands = make_candidates(classes, experts)
     combos: list[tuple[str, float]] = [("", 0.0)]
@@ -265,15 +304,7 @@ def run(out: Path, items: list[Item], classes: list[str], experts: list[str]) ->
         for suffix, beta in combos:
             rows.append(score_candidate(name + (f"{suffix}(beta={beta})" if suffix else ""), n_params, g, e, folds, fit_fn, beta))
             print(json.dumps({k: v for k, v in rows[-1].items() if k != "detail"}), flush=True)
-    out.mkdir(parents=True, exist_ok=True)
-    save_json(out / "results.json", rows)
-    cols = ["candidate", "S", "gtzan_cv_track_accuracy", "gtzan_cv_macro_f1", "gtzan_cv_seconds",
-            "emotify_cr_verdict", "emotify_cr_seconds", "emotify_electronic_non_gtzan", "emotify_pop_verdict",
-            "gtzan_16k_cv_accuracy", "params"]
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    for r in sorted(rows, key=lambda r: -r["S"]):
-        lines.append("| " + " | ".join(f"{r[c]:.3f}" if isinstance(r[c], float) else str(r[c]) for c in cols) + " |")
-    (out / "results.md").write_text("\n".join(lines) + "\n")
+    write_results(out, rows)
     return rows
 
 
@@ -330,8 +361,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cache", type=Path, default=Path(".cache/window-tags"))
     p.add_argument("--out", type=Path, default=Path("runs/audioset-select"))
     a = p.parse_args(argv)
-    if not (a.out / "rule.md").is_file():
-        p.error(f"write the selection rule to {a.out / 'rule.md'} before the first run")
+    require_rule(p, a.out)
     taggers = dict(t.split("=", 1) for t in a.tagger)
     items = load_items(a.gtzan.resolve(), a.emotify.resolve(), {k: Path(v) for k, v in taggers.items()}, a.cache)
     run(a.out, items, audioset_labels(), list(taggers))

@@ -23,12 +23,25 @@ from pathlib import Path
 
 import numpy as np
 
+from ..audioset_select import CV_FOLDS
 from ..constants import REPO_ROOT
 
 #: The taggers of ``runs/audioset-select`` (exported by ``python -m train audioset-tagger``).
 TAGGERS = {"mn04": "tagger-full.onnx", "mn04-8k": "tagger-8k.onnx", "mn04-5s": "tagger-seg500.onnx",
            "mn04-10s": "tagger-seg1000.onnx", "msd": "msd-tagger.onnx"}
-FOLDS = ("train", "valid")
+
+
+def experiment_parser(prog: str, description: str, out: str) -> argparse.ArgumentParser:
+    """The options the AudioSet experiments share: data, ``audioset-select``'s taggers, the window
+    cache and the run folder ``runs/<out>``."""
+    p = argparse.ArgumentParser(prog=f"python -m train.experiments.{prog}", description=description)
+    p.add_argument("--gtzan", type=Path, default=REPO_ROOT.parent / "shared" / "data" / "gtzan")
+    p.add_argument("--emotify", type=Path, default=REPO_ROOT.parent / "shared" / "data" / "emotify-dev")
+    p.add_argument("--taggers", type=Path, default=REPO_ROOT / "runs" / "audioset",
+                   help="folder of audioset-select's tagger files")
+    p.add_argument("--cache", type=Path, default=REPO_ROOT / ".cache" / "window-tags")
+    p.add_argument("--out", type=Path, default=REPO_ROOT / "runs" / out)
+    return p
 
 
 def fold_model(gtzan: Path, held: str, out: Path, shipped: Path) -> Path:
@@ -57,7 +70,7 @@ def fold_model(gtzan: Path, held: str, out: Path, shipped: Path) -> Path:
     assert tuple(labels) == info.labels, (labels, info.labels)
     backbone = load_backbone()
     torch.set_num_threads(1)
-    rest = tuple(s for s in (*FOLDS, "extra") if s != held)
+    rest = tuple(s for s in (*CV_FOLDS, "extra") if s != held)
     head, _ = fit_head(backbone, select(items, rest, bool(training["augmented"])), [], len(labels), cfg,
                        epochs=int(training["epochs"]))
     held_items = select(items, (held,), False)
@@ -84,21 +97,14 @@ def main(argv: list[str] | None = None) -> int:
     from .. import audioset_select as sel
     from ..audioset import audioset_labels, window_tags
 
-    p = argparse.ArgumentParser(prog="python -m train.experiments.fold_experts", description=__doc__.splitlines()[0])
-    p.add_argument("--gtzan", type=Path, default=REPO_ROOT.parent / "shared" / "data" / "gtzan")
-    p.add_argument("--emotify", type=Path, default=REPO_ROOT.parent / "shared" / "data" / "emotify-dev")
-    p.add_argument("--taggers", type=Path, default=REPO_ROOT / "runs" / "audioset",
-                   help="folder of audioset-select's tagger files")
+    p = experiment_parser("fold_experts", __doc__.splitlines()[0], "fold-experts")
     p.add_argument("--shipped", type=Path, default=REPO_ROOT / "exported" / "gtzan-musicnn.onnx")
-    p.add_argument("--cache", type=Path, default=REPO_ROOT / ".cache" / "window-tags")
-    p.add_argument("--out", type=Path, default=REPO_ROOT / "runs" / "fold-experts")
     a = p.parse_args(argv)
-    if not (a.out / "rule.md").is_file():
-        p.error(f"write the rule to {a.out / 'rule.md'} before the first run")
+    sel.require_rule(p, a.out)
     gtzan, emotify = a.gtzan.resolve(), a.emotify.resolve()
     taggers = {k: a.taggers / v for k, v in TAGGERS.items()} | {"gtzan-musicnn": a.shipped}
     items = sel.load_items(gtzan, emotify, taggers, a.cache)
-    for held in FOLDS:  # each held-out clip read by the fold head that never saw it
+    for held in CV_FOLDS:  # each held-out clip read by the fold head that never saw it
         model = fold_model(gtzan, held, a.out, a.shipped)
         mine = [it for it in items if it.dataset == "gtzan" and it.split == held]
         seg = GenreModel(model, device="cpu").features.segment_s
