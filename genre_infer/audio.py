@@ -27,7 +27,7 @@ from .constants import (
 from .errors import AudioError, DecodeError, FFmpegMissingError, MissingFileError
 
 __all__ = ["load", "stream", "to_mono", "resample", "from_array", "ffmpeg_available", "is_regular_file",
-           "seekable_copy", "spool", "block_resampler"]
+           "seekable_copy", "spool", "block_resampler", "os_problem"]
 
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 #: What an ffmpeg-less machine is told to install.
@@ -39,7 +39,7 @@ def ffmpeg_available() -> bool:
     return shutil.which("ffmpeg") is not None
 
 
-def _os_problem(exc: OSError | ValueError) -> str:
+def os_problem(exc: OSError | ValueError) -> str:
     """What a user reads when a path cannot even be looked at."""
     if isinstance(exc, ValueError):
         return f"not a usable file name ({exc})"
@@ -71,7 +71,7 @@ def _check_path(path: Path, raw: str) -> None:
     except NotADirectoryError:
         raise AudioError("no such file (a part of the path is not a folder)") from None
     except (OSError, ValueError) as exc:
-        raise AudioError(_os_problem(exc)) from None
+        raise AudioError(os_problem(exc)) from None
     if path.is_dir():
         raise AudioError("is a directory, not an audio file")
     if not path.exists():
@@ -203,7 +203,7 @@ def _stream_sndfile(path: Path, sr: int, block_s: float) -> Iterator[np.ndarray]
     try:
         fd = os.open(path, os.O_RDONLY)
     except (OSError, ValueError) as exc:  # os.access() in _check_path can say yes (root, ACLs, NFS) and open still fail
-        raise AudioError(_os_problem(exc)) from None
+        raise AudioError(os_problem(exc)) from None
     try:
         yield from _read_blocks(sf, fd, sr, block_s)
     finally:

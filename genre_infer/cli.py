@@ -301,9 +301,9 @@ def _classify_one(path: str, clf: Any = None) -> tuple[str, Any]:
                 with os.scandir(path):
                     pass
             except OSError as exc:
-                from .audio import _os_problem
+                from .audio import os_problem
 
-                raise GenreInferError(f"cannot read this folder ({_os_problem(exc)})") from None
+                raise GenreInferError(f"cannot read this folder ({os_problem(exc)})") from None
             raise GenreInferError("no audio files found in this folder")
         return "ok", (clf or _worker).classify(path)
     except GenreInferError as exc:
